@@ -1,0 +1,444 @@
+@preconcurrency import CPython
+import SwiftLaunchCore
+
+/// Spec tuples in Triton's own format, `(type, key)`, for the glue's check on a miss and for
+/// `_native.specialize`.
+enum TritonFormat {
+    static func typeName(_ type: ScalarType) -> String {
+        switch type {
+        case .i1: return "i1"
+        case .i8: return "i8"
+        case .i16: return "i16"
+        case .i32: return "i32"
+        case .i64: return "i64"
+        case .u1: return "u1"
+        case .u8: return "u8"
+        case .u16: return "u16"
+        case .u32: return "u32"
+        case .u64: return "u64"
+        case .fp16: return "fp16"
+        case .bf16: return "bf16"
+        case .fp32: return "fp32"
+        case .fp64: return "fp64"
+        case let .pointer(dtype, const): return pointerName(dtype, const)
+        }
+    }
+
+    static func pointerName(_ dtype: UInt16, _ const: Bool) -> String {
+        let names = Runtime.shared.elementTypes.tritonNames
+        let element = Int(dtype) < names.count ? names[Int(dtype)] : "?"
+        return (const ? "*k" : "*") + element
+    }
+
+    static func kindName(_ kind: Specialization.Kind) -> String {
+        switch kind {
+        case let .pointer(dtype, const): return pointerName(dtype, const)
+        case .i32: return "i32"
+        case .i64: return "i64"
+        case .u64: return "u64"
+        case .u1: return "u1"
+        case .fp32: return "fp32"
+        case .constexpr: return "constexpr"
+        case let .annotated(type): return typeName(type)
+        }
+    }
+
+    /// A new `(type, key)` tuple.
+    static func tuple(_ spec: Specialization) -> PyPtr? {
+        guard let type = pyString(kindName(spec.kind)) else { return nil }
+        let key: PyPtr?
+        switch spec.key {
+        case .none, .constantNone: key = SL_NewRefNone()
+        case .divisibleBy16: key = pyString("D")
+        case .plain: key = pyString("")
+        case .one: key = newInteger(1)
+        }
+        guard let key else { SL_DecRef(type); return nil }
+        return pair(type, key)
+    }
+
+    /// Steals both references.
+    static func pair(_ first: PyPtr, _ second: PyPtr) -> PyPtr? {
+        guard let tuple = PyTuple_New(2) else { SL_DecRef(first); SL_DecRef(second); return nil }
+        PyTuple_SetItem(tuple, 0, first)
+        PyTuple_SetItem(tuple, 1, second)
+        return tuple
+    }
+}
+
+/// One call through a `KernelState`: bind, guard, read, key, then launch natively or hand the call
+/// to the miss handler (Triton's own path).
+struct LaunchCall {
+    let state: KernelState
+    let kernelObject: PyPtr
+    let grid: PyPtr
+    let args: UnsafePointer<PyPtr?>
+    let positionalCount: Int
+    let kwnames: PyPtr?
+    /// Set for `Kernel.key`: compute the key for this device and return it as bytes (or None where
+    /// the call would go to Triton) instead of launching.
+    var probeDevice: Int32? = nil
+
+    var keywordCount: Int { kwnames.map { PyTuple_Size($0) } ?? 0 }
+
+    func run() -> PyPtr? {
+        if probeDevice == nil, let reason = guardFailure() { return fallback(reason) }
+        let count = state.names.count
+        guard count <= maxParameters else { return fallback("too many parameters") }
+        guard positionalCount <= count else { return fallback("argument binding") }
+        return withUnsafeTemporaryAllocation(of: PyPtr?.self, capacity: count) { bound -> PyPtr? in
+            // Sound: every slot is written below before any is read; the pointers are borrowed from
+            // `args`, the kernel's defaults or its parameter names, all alive for this call.
+            for index in 0..<count { bound[index] = index < positionalCount ? args[index] : nil }
+            return withUnsafeTemporaryAllocation(of: (UInt32, PyPtr).self, capacity: 32) { options -> PyPtr? in
+                var optionCount = 0
+                let keywords = keywordCount
+                for index in 0..<keywords {
+                    let name = PyTuple_GetItem(kwnames!, index)!
+                    let value = args[positionalCount + index]!
+                    if let parameter = state.parameterIndex(name) {
+                        guard bound[parameter] == nil else { return fallback("argument binding") }
+                        bound[parameter] = value
+                    } else {
+                        if PyObject_RichCompareBool(name, Names.debug, Py_EQ) == 1 { return fallback("debug") }
+                        guard optionCount < 24, let id = state.optionID(name) else {
+                            return fallback("option not handled")
+                        }
+                        options[optionCount] = (id, value)
+                        optionCount += 1
+                    }
+                }
+                for index in 0..<count where bound[index] == nil {
+                    guard let fallbackValue = state.defaults[index] else { return fallback("argument binding") }
+                    bound[index] = fallbackValue.object
+                }
+                for implicit in state.implicitOptions {
+                    guard let id = state.optionID(implicit.name.object) else { return fallback("option not handled") }
+                    if !(0..<optionCount).contains(where: { options[$0].0 == id }) {
+                        options[optionCount] = (id, implicit.value.object)
+                        optionCount += 1
+                    }
+                }
+                return withBoundValues(UnsafeBufferPointer(rebasing: bound[0..<count]),
+                                       options: UnsafeBufferPointer(rebasing: options[0..<optionCount]))
+            }
+        }
+    }
+
+    private func withBoundValues(_ bound: UnsafeBufferPointer<PyPtr?>,
+                                 options: UnsafeBufferPointer<(UInt32, PyPtr)>) -> PyPtr? {
+        let runtime = Runtime.shared
+        let count = bound.count
+        return withUnsafeTemporaryAllocation(of: ArgumentValue.self, capacity: count) { values -> PyPtr? in
+            for index in 0..<count {
+                let object = bound[index]!
+                let value: ArgumentValue?
+                if state.traits[index].isConstexpr {
+                    value = ArgumentReading.keyedValue(object)
+                } else {
+                    value = ArgumentReading.runtimeValue(object, runtime: runtime)
+                }
+                guard let value else { return fallback("argument type not handled") }
+                (values.baseAddress! + index).initialize(to: value)
+            }
+            let readValues = UnsafeBufferPointer(rebasing: values[0..<count])
+            let device: Int
+            if let probeDevice {
+                device = Int(probeDevice)
+            } else {
+                guard let deviceFunction = runtime.currentDevice else { return fallback("no CUDA device") }
+                guard let deviceObject = call(deviceFunction) else { return nil }
+                device = PyLong_AsLong(deviceObject)
+                SL_DecRef(deviceObject)
+                if device == -1 && PyErr_Occurred() != nil { return nil }
+            }
+            return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: maxKeyWords) { words -> PyPtr? in
+                var writer = DispatchKeyWriter(storage: words)
+                do {
+                    try writer.appendDevice(Int32(truncatingIfNeeded: device))
+                    for index in 0..<count {
+                        if state.traits[index].isConstexpr {
+                            try writer.appendConstexpr(readValues[index])
+                        } else {
+                            guard let spec = try? Specialization.forParameter(readValues[index],
+                                                                              traits: state.traits[index])
+                            else { return fallback("argument type not handled") }
+                            try writer.append(spec)
+                        }
+                    }
+                    for (id, object) in options {
+                        guard let value = ArgumentReading.keyedValue(object) else {
+                            return fallback("option not handled")
+                        }
+                        try writer.appendOption(name: id, value: value)
+                    }
+                } catch {
+                    return fallback("too many parameters")
+                }
+                if probeDevice != nil {
+                    let words = writer.words
+                    return PyBytes_FromStringAndSize(
+                        UnsafeRawPointer(words.baseAddress!).assumingMemoryBound(to: CChar.self), words.count * 8)
+                }
+                if let entry = state.cache.lookup(writer.words) {
+                    return launchHit(entry, bound: bound, values: readValues, device: Int32(device))
+                }
+                return miss(key: writer.words, bound: bound, values: readValues)
+            }
+        }
+    }
+
+    // MARK: - Guards
+
+    /// Everything that makes Triton's call do more than launch: any of it sends the call to Triton.
+    private func guardFailure() -> String? {
+        let runtime = Runtime.shared
+        let function = state.function.object
+        guard let hooks = PyObject_GetAttr(function, Names.preRunHooks) else { PyErr_Clear(); return "pre-run hook" }
+        let hookCount = SL_ListCheck(hooks) != 0 ? PyList_Size(hooks) : -1
+        SL_DecRef(hooks)
+        if hookCount != 0 { return "pre-run hook" }
+        if let reason = truthy(function, Names.debug, "debug") { return reason }
+        guard let knobs = runtime.runtimeKnobs, let compilation = runtime.compilationKnobs else {
+            return "triton not configured"
+        }
+        if let reason = truthy(knobs, Names.debug, "debug") { return reason }
+        if let reason = truthy(compilation, Names.instrumentationMode, "instrumentation") { return reason }
+        for name in [Names.launchEnterHook!, Names.launchExitHook!] where !isEmptyHook(knobs, name) {
+            return "launch hook"
+        }
+        guard let stages = PyObject_GetAttr(knobs, Names.stagesHook) else { PyErr_Clear(); return "stages hook" }
+        let noStagesHook = stages == SL_None()
+        SL_DecRef(stages)
+        if !noStagesHook { return "stages inspection hook" }
+        return nil
+    }
+
+    private func truthy(_ object: PyPtr, _ name: PyPtr, _ reason: String) -> String? {
+        guard let value = PyObject_GetAttr(object, name) else { PyErr_Clear(); return reason }
+        defer { SL_DecRef(value) }
+        return isTrue(value) == false ? nil : reason
+    }
+
+    /// `None`, or a `HookChain` with no calls.
+    private func isEmptyHook(_ knobs: PyPtr, _ name: PyPtr) -> Bool {
+        guard let hook = PyObject_GetAttr(knobs, name) else { PyErr_Clear(); return false }
+        defer { SL_DecRef(hook) }
+        if hook == SL_None() { return true }
+        guard let chainType = Runtime.shared.hookChainType,
+              UnsafeMutableRawPointer(SL_Type(hook)) == UnsafeMutableRawPointer(chainType),
+              let calls = PyObject_GetAttr(hook, Names.calls)
+        else { PyErr_Clear(); return false }
+        defer { SL_DecRef(calls) }
+        return SL_ListCheck(calls) != 0 && PyList_Size(calls) == 0
+    }
+
+    /// Triton's `used_global_vals` check: true when every captured global still has its value.
+    private func globalsUnchanged() -> Bool {
+        guard let used = PyObject_GetAttr(state.function.object, Names.usedGlobalVals) else {
+            PyErr_Clear()
+            return false
+        }
+        defer { SL_DecRef(used) }
+        guard SL_DictCheck(used) != 0 else { return false }
+        if PyDict_Size(used) == 0 { return true }
+        var position: Py_ssize_t = 0
+        var key: PyPtr?
+        var value: PyPtr?
+        while PyDict_Next(used, &position, &key, &value) != 0 {
+            // key: (name, id(globals)); value: (value, globals dict)
+            guard let key, let value, SL_TupleCheck(key) != 0, SL_TupleCheck(value) != 0,
+                  let name = PyTuple_GetItem(key, 0), let expected = PyTuple_GetItem(value, 0),
+                  let globals = PyTuple_GetItem(value, 1), SL_DictCheck(globals) != 0
+            else { PyErr_Clear(); return false }
+            guard let current = PyDict_GetItemWithError(globals, name) else {
+                PyErr_Clear()
+                return false
+            }
+            let differs = PyObject_RichCompareBool(current, expected, Py_NE)
+            if differs != 0 { PyErr_Clear(); return false }
+        }
+        return true
+    }
+
+    // MARK: - Hit
+
+    private func launchHit(_ entry: CacheEntry, bound: UnsafeBufferPointer<PyPtr?>,
+                           values: UnsafeBufferPointer<ArgumentValue>, device: Int32) -> PyPtr? {
+        let runtime = Runtime.shared
+        guard let driver = runtime.driver else { return fallback("no CUDA driver") }
+        guard globalsUnchanged() else { return fallback("captured global changed") }
+        guard let streamFunction = runtime.currentStream, let deviceObject = newInteger(Int(device)) else {
+            return fallback("no CUDA device")
+        }
+        let streamObject = call(streamFunction, deviceObject)
+        SL_DecRef(deviceObject)
+        guard let streamObject else { return nil }
+        let stream = PyLong_AsUnsignedLongLong(streamObject)
+        SL_DecRef(streamObject)
+        if PyErr_Occurred() != nil { return nil }
+        let resolved: Grid?
+        switch resolveGrid(bound) {
+        case let .grid(g): resolved = g
+        case .notHandled: resolved = nil
+        case .error: return nil
+        }
+        guard let grid = resolved else { return fallback("grid not handled") }
+        var scratchAddress: UInt64 = 0
+        var scratchBuffer: PyPtr?
+        defer { if let scratchBuffer { SL_DecRef(scratchBuffer) } }
+        if entry.launch.globalScratchSize > 0 {
+            guard !grid.isEmpty else { return fallback("global scratch with an empty grid") }
+            switch allocateScratch(entry.launch, grid: grid, stream: stream, device: device, driver: driver) {
+            case let .buffer(object, address):
+                scratchBuffer = object
+                scratchAddress = address
+            case let .fallback(reason): return fallback(reason)
+            case .error: return nil
+            }
+        }
+        do throws(LaunchError) {
+            try entry.launch.launch(values: values, grid: grid, stream: stream, device: device,
+                                    globalScratch: scratchAddress, driver: driver)
+        } catch {
+            switch error {
+            case let .stepAside(reason): return fallback(reason.label)
+            case let .driver(driverError):
+                raise(SL_ExcRuntimeError(), driverError.description)
+                return nil
+            }
+        }
+        Stats.shared.hits &+= 1
+        SL_IncRef(entry.compiled.object)
+        return entry.compiled.object
+    }
+
+    private enum GridResult {
+        case grid(Grid)
+        case notHandled
+        case error
+    }
+
+    private func resolveGrid(_ bound: UnsafeBufferPointer<PyPtr?>) -> GridResult {
+        var gridObject = grid
+        var owned: PyPtr?
+        defer { if let owned { SL_DecRef(owned) } }
+        if SL_TupleCheck(grid) == 0 && SL_ListCheck(grid) == 0 {
+            guard PyCallable_Check(grid) != 0 else { return .notHandled }
+            // Triton calls a callable grid with the bound arguments, defaults included.
+            guard let arguments = PyDict_New() else { return .error }
+            defer { SL_DecRef(arguments) }
+            for (index, name) in state.names.enumerated() {
+                if PyDict_SetItem(arguments, name.object, bound[index]!) < 0 { return .error }
+            }
+            guard let result = call(grid, arguments) else { return .error }
+            owned = result
+            gridObject = result
+            guard SL_TupleCheck(result) != 0 || SL_ListCheck(result) != 0 else { return .notHandled }
+        }
+        let size = PySequence_Size(gridObject)
+        guard size >= 1 else { PyErr_Clear(); return .notHandled }
+        var dims: [Int64] = [1, 1, 1]
+        for index in 0..<min(size, 3) {
+            guard let item = PySequence_GetItem(gridObject, index) else { PyErr_Clear(); return .notHandled }
+            defer { SL_DecRef(item) }
+            guard SL_LongCheck(item) != 0, let value = readInteger(item), let narrow = Int64(exactly: value) else {
+                return .notHandled
+            }
+            dims[index] = narrow
+        }
+        return .grid(Grid(x: dims[0], y: dims[1], z: dims[2]))
+    }
+
+    private enum ScratchResult {
+        case buffer(PyPtr, UInt64)
+        case fallback(String)
+        case error
+    }
+
+    /// Triton's `allocate_scratch` for global scratch: the allocator in its ContextVar, read on
+    /// every launch, gets `(grid * num_ctas * size, align, stream)`.
+    private func allocateScratch(_ launch: CompiledLaunch, grid: Grid, stream: UInt64, device: Int32,
+                                 driver: DynamicDriver) -> ScratchResult {
+        let runtime = Runtime.shared
+        guard let variable = runtime.allocator, let nullType = runtime.nullAllocatorType else {
+            return .fallback("global scratch")
+        }
+        guard let allocate = callMethodNoArgs(variable, Names.get) else { return .error }
+        defer { SL_DecRef(allocate) }
+        if UnsafeMutableRawPointer(SL_Type(allocate)) == UnsafeMutableRawPointer(nullType) {
+            return .fallback("global scratch without an allocator")
+        }
+        let (product, overflow) = (grid.x * grid.y * grid.z * Int64(launch.numCTAs))
+            .multipliedReportingOverflow(by: Int64(launch.globalScratchSize))
+        guard !overflow, let size = newInteger(Int(product)),
+              let align = newInteger(launch.globalScratchAlign), let streamObject = PyLong_FromUnsignedLongLong(stream)
+        else { return .fallback("global scratch") }
+        defer { SL_DecRef(size); SL_DecRef(align); SL_DecRef(streamObject) }
+        guard let buffer = call(allocate, size, align, streamObject) else { return .error }
+        guard let pointerObject = callMethodNoArgs(buffer, Names.dataPtr) else { SL_DecRef(buffer); return .error }
+        let address = PyLong_AsUnsignedLongLong(pointerObject)
+        SL_DecRef(pointerObject)
+        if PyErr_Occurred() != nil { PyErr_Clear(); SL_DecRef(buffer); return .fallback("global scratch") }
+        if address != 0 {
+            guard let info = try? driver.pointerInfo(address), info.deviceOrdinal == device else {
+                SL_DecRef(buffer)
+                return .fallback("global scratch")
+            }
+            return .buffer(buffer, info.devicePointer)
+        }
+        return .buffer(buffer, 0)
+    }
+
+    // MARK: - Miss and fallback
+
+    private func miss(key: UnsafeBufferPointer<UInt64>, bound: UnsafeBufferPointer<PyPtr?>,
+                      values: UnsafeBufferPointer<ArgumentValue>) -> PyPtr? {
+        Stats.shared.misses &+= 1
+        let token = PyBytes_FromStringAndSize(
+            UnsafeRawPointer(key.baseAddress!).assumingMemoryBound(to: CChar.self), key.count * 8)
+        guard let token else { return nil }
+        guard let spec = PyList_New(values.count) else { SL_DecRef(token); return nil }
+        for index in 0..<values.count {
+            let item: PyPtr?
+            if state.traits[index].isConstexpr {
+                guard let label = pyString("constexpr") else { SL_DecRef(token); SL_DecRef(spec); return nil }
+                SL_IncRef(bound[index]!)
+                item = TritonFormat.pair(label, bound[index]!)
+            } else {
+                // Cannot throw: the same call succeeded while building the key.
+                let specialization = try! Specialization.forParameter(values[index], traits: state.traits[index])
+                item = TritonFormat.tuple(specialization)
+            }
+            guard let item else { SL_DecRef(token); SL_DecRef(spec); return nil }
+            PyList_SetItem(spec, index, item)
+        }
+        return callHandler(token: token, spec: spec)
+    }
+
+    private func fallback(_ reason: String) -> PyPtr? {
+        if probeDevice != nil { return SL_NewRefNone() }
+        Stats.fallback(reason)
+        return callHandler(token: SL_NewRefNone(), spec: SL_NewRefNone())
+    }
+
+    /// Steals `token` and `spec`. Calls `miss(kernel, token, spec, grid, args, kwargs)` with the
+    /// caller's own arguments, so Triton sees exactly the call it would have seen.
+    private func callHandler(token: PyPtr, spec: PyPtr) -> PyPtr? {
+        defer { SL_DecRef(token); SL_DecRef(spec) }
+        guard let positional = PyTuple_New(positionalCount) else { return nil }
+        defer { SL_DecRef(positional) }
+        for index in 0..<positionalCount {
+            SL_IncRef(args[index]!)
+            PyTuple_SetItem(positional, index, args[index]!)
+        }
+        guard let keywords = PyDict_New() else { return nil }
+        defer { SL_DecRef(keywords) }
+        for index in 0..<keywordCount {
+            if PyDict_SetItem(keywords, PyTuple_GetItem(kwnames!, index)!, args[positionalCount + index]!) < 0 {
+                return nil
+            }
+        }
+        return call(state.missHandler.object, kernelObject, token, spec, grid, positional, keywords)
+    }
+}

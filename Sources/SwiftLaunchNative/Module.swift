@@ -1,0 +1,264 @@
+@preconcurrency import CPython
+import SwiftLaunchCore
+
+/// `_native.configure(tensor_types, dtypes, current_device, current_stream, runtime_knobs,
+/// compilation_knobs, hook_chain_type, allocator, null_allocator_type)`: called once by the glue.
+/// `dtypes` is a tuple of `(torch_dtype, triton_name)` pairs; `current_device` may be None (no CUDA).
+private let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
+    _, args, nargs in
+    guard let args, nargs == 9 else {
+        raise(SL_ExcTypeError(), "configure takes 9 arguments")
+        return nil
+    }
+    var runtime = Runtime()
+    let tensorTypes = args[0]!
+    for index in 0..<max(PyTuple_Size(tensorTypes), 0) {
+        let type = PyTuple_GetItem(tensorTypes, index)!
+        SL_IncRef(type)  // kept for the life of the process, like the types themselves
+        runtime.tensorTypes.append(type)
+    }
+    let dtypes = args[1]!
+    for index in 0..<max(PyTuple_Size(dtypes), 0) {
+        guard let pair = PyTuple_GetItem(dtypes, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2,
+              let name = swiftString(PyTuple_GetItem(pair, 1)!)
+        else {
+            raise(SL_ExcValueError(), "dtypes must be (torch_dtype, triton_name) pairs")
+            return nil
+        }
+        let dtype = PyTuple_GetItem(pair, 0)!
+        SL_IncRef(dtype)
+        runtime.dtypes.append((dtype, runtime.elementTypes.intern(name)))
+    }
+    func optional(_ object: PyPtr?) -> PyPtr? {
+        guard let object, object != SL_None() else { return nil }
+        SL_IncRef(object)
+        return object
+    }
+    runtime.currentDevice = optional(args[2])
+    runtime.currentStream = optional(args[3])
+    runtime.runtimeKnobs = optional(args[4])
+    runtime.compilationKnobs = optional(args[5])
+    runtime.hookChainType = optional(args[6])
+    runtime.allocator = optional(args[7])
+    runtime.nullAllocatorType = optional(args[8])
+    do throws(DynamicDriver.LoadError) {
+        runtime.driver = try DynamicDriver()
+        runtime.driverError = ""
+    } catch {
+        runtime.driverError = error.description
+    }
+    Runtime.shared = runtime
+    return SL_NewRefNone()
+}
+
+/// `_native.specialize(arg, is_const, specialize, align)`: Triton's
+/// `native_specialize_impl(backend, arg, is_const, specialize, align)` for the argument kinds
+/// swiftlaunch handles natively; raises NotImplementedError for the others.
+private let specializeFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
+    _, args, nargs in
+    guard let args, nargs == 4 else {
+        raise(SL_ExcTypeError(), "specialize(arg, is_const, specialize, align)")
+        return nil
+    }
+    let object = args[0]!
+    let runtime = Runtime.shared
+    var value = ArgumentReading.runtimeValue(object, runtime: runtime)
+    if value == nil && SL_LongCheck(object) != 0 && SL_BoolCheck(object) == 0 {
+        raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
+        return nil
+    }
+    if value == nil && runtime.isTensor(object) {
+        guard let dtype = PyObject_GetAttr(object, Names.dtype) else { return nil }
+        defer { SL_DecRef(dtype) }
+        let name = PyObject_Str(dtype).flatMap { text -> String? in
+            defer { SL_DecRef(text) }
+            return swiftString(text)
+        } ?? "?"
+        // Triton raises KeyError for dtypes it has no name for.
+        raise(SL_ExcKeyError(), String(name.split(separator: ".").last ?? ""))
+        return nil
+    }
+    guard let value else {
+        raise(PyExc_NotImplementedError, "swiftlaunch does not specialize this argument natively")
+        return nil
+    }
+    do throws(SpecializationError) {
+        let spec = try Specialization.of(value, isConst: PyObject_IsTrue(args[1]!) == 1,
+                                         specialize: PyObject_IsTrue(args[2]!) == 1,
+                                         align: PyObject_IsTrue(args[3]!) == 1)
+        return TritonFormat.tuple(spec)
+    } catch {
+        raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
+        return nil
+    }
+}
+
+/// `_native.stats(reset)` → `{"hits": n, "misses": n, "fallbacks": {reason: n}}`.
+private let statsFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, reset in
+    guard let result = PyDict_New(), let fallbacks = PyDict_New() else { return nil }
+    defer { SL_DecRef(fallbacks) }
+    let stats = Stats.shared
+    for (reason, count) in stats.fallbacks.sorted(by: { $0.key < $1.key }) {
+        guard let number = newInteger(count) else { SL_DecRef(result); return nil }
+        PyDict_SetItemString(fallbacks, reason, number)
+        SL_DecRef(number)
+    }
+    for (name, value) in [("hits", stats.hits), ("misses", stats.misses)] {
+        guard let number = newInteger(value) else { SL_DecRef(result); return nil }
+        PyDict_SetItemString(result, name, number)
+        SL_DecRef(number)
+    }
+    PyDict_SetItemString(result, "fallbacks", fallbacks)
+    if let reset, PyObject_IsTrue(reset) == 1 { Stats.shared = Stats() }
+    return result
+}
+
+/// `_native.count_fallback(reason)`: the glue's own step-asides (the interpreter, say).
+private let countFallbackFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, reason in
+    guard let reason, let text = swiftString(reason) else { return nil }
+    Stats.fallback(text)
+    return SL_NewRefNone()
+}
+
+/// `_native.driver_info()` → `{"library": str, "version": int, "devices": [(name, major, minor, bytes)]}`;
+/// raises RuntimeError saying why when there is no usable driver.
+private let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
+    let driver: DynamicDriver
+    if let loaded = Runtime.shared.driver {
+        driver = loaded
+    } else {
+        do throws(DynamicDriver.LoadError) {
+            driver = try DynamicDriver()
+        } catch {
+            raise(SL_ExcRuntimeError(), error.description)
+            return nil
+        }
+    }
+    let version: Int32
+    let devices: [DynamicDriver.DeviceDescription]
+    do throws(DriverError) {
+        version = try driver.driverVersion()
+        devices = try driver.devices()
+    } catch {
+        raise(SL_ExcRuntimeError(), error.description)
+        return nil
+    }
+    guard let result = PyDict_New(), let list = PyList_New(0) else { return nil }
+    defer { SL_DecRef(list) }
+    for device in devices {
+        guard let name = pyString(device.name), let major = newInteger(Int(device.computeCapability.major)),
+              let minor = newInteger(Int(device.computeCapability.minor)), let bytes = newInteger(device.totalMemory),
+              let tuple = PyTuple_New(4)
+        else { SL_DecRef(result); return nil }
+        PyTuple_SetItem(tuple, 0, name)
+        PyTuple_SetItem(tuple, 1, major)
+        PyTuple_SetItem(tuple, 2, minor)
+        PyTuple_SetItem(tuple, 3, bytes)
+        PyList_Append(list, tuple)
+        SL_DecRef(tuple)
+    }
+    if let library = pyString(driver.libraryPath) { PyDict_SetItemString(result, "library", library); SL_DecRef(library) }
+    if let number = newInteger(Int(version)) { PyDict_SetItemString(result, "version", number); SL_DecRef(number) }
+    PyDict_SetItemString(result, "devices", list)
+    return result
+}
+
+/// `_native.raw_launch_loop(kernel, token, grid, args, stream, device, iterations)` → seconds: the
+/// benchmark's floor. Looks up the cached launch for `token` (from `kernel.key`), packs `args` once
+/// and calls `cuLaunchKernelEx` `iterations` times from Swift.
+private let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
+    _, args, nargs in
+    guard let args, nargs == 7, let kernel = args[0], let token = args[1], let gridObject = args[2],
+          let argTuple = args[3], SL_TupleCheck(argTuple) != 0,
+          UnsafeMutableRawPointer(SL_Type(kernel)) == UnsafeMutableRawPointer(Objects.kernelType)
+    else {
+        raise(SL_ExcTypeError(), "raw_launch_loop(kernel, token, grid, args, stream, device, iterations)")
+        return nil
+    }
+    let state = Objects.kernelState(kernel)
+    guard let bytes = PyBytes_AsString(token) else { return nil }
+    let words = Int(PyBytes_Size(token)) / 8
+    let keyBuffer = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: words)
+    defer { keyBuffer.deallocate() }
+    UnsafeMutableRawPointer(keyBuffer.baseAddress!).copyMemory(from: bytes, byteCount: words * 8)
+    guard let entry = state.cache.lookup(UnsafeBufferPointer(keyBuffer)) else {
+        raise(SL_ExcValueError(), "no cached kernel for this key: launch it once first")
+        return nil
+    }
+    guard let driver = Runtime.shared.driver else {
+        raise(SL_ExcRuntimeError(), Runtime.shared.driverError)
+        return nil
+    }
+    var values: [ArgumentValue] = []
+    for index in 0..<PyTuple_Size(argTuple) {
+        let object = PyTuple_GetItem(argTuple, index)!
+        let value = state.traits.indices.contains(index) && state.traits[index].isConstexpr
+            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object, runtime: Runtime.shared)
+        guard let value else {
+            raise(SL_ExcTypeError(), "argument \(index) not handled")
+            return nil
+        }
+        values.append(value)
+    }
+    var dims: [Int64] = [1, 1, 1]
+    for index in 0..<min(PyTuple_Size(gridObject), 3) {
+        dims[index] = Int64(PyLong_AsLongLong(PyTuple_GetItem(gridObject, index)!))
+    }
+    let stream = PyLong_AsUnsignedLongLong(args[4]!)
+    let device = Int32(PyLong_AsLong(args[5]!))
+    let iterations = Int(PyLong_AsLong(args[6]!))
+    if PyErr_Occurred() != nil { return nil }
+    var start = timespec()
+    var end = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &start)
+    do throws(LaunchError) {
+        try values.withUnsafeBufferPointer { buffer throws(LaunchError) in
+            try entry.launch.launch(values: buffer, grid: Grid(x: dims[0], y: dims[1], z: dims[2]), stream: stream,
+                                    device: device, globalScratch: 0, driver: driver, repetitions: iterations)
+        }
+    } catch {
+        raise(SL_ExcRuntimeError(), "\(error)")
+        return nil
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end)
+    let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
+    return PyFloat_FromDouble(seconds)
+}
+
+nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {
+    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 8)
+    let fast = Int32(METH_FASTCALL)
+    methods[0] = PyMethodDef(ml_name: strdup("configure"), ml_meth: unsafeBitCast(configureFunction, to: PyCFunction.self),
+                             ml_flags: fast, ml_doc: nil)
+    methods[1] = PyMethodDef(ml_name: strdup("specialize"), ml_meth: unsafeBitCast(specializeFunction, to: PyCFunction.self),
+                             ml_flags: fast, ml_doc: strdup("specialize(arg, is_const, specialize, align) -> (type, key)"))
+    methods[2] = PyMethodDef(ml_name: strdup("stats"), ml_meth: unsafeBitCast(statsFunction, to: PyCFunction.self),
+                             ml_flags: Int32(METH_O), ml_doc: nil)
+    methods[3] = PyMethodDef(ml_name: strdup("count_fallback"),
+                             ml_meth: unsafeBitCast(countFallbackFunction, to: PyCFunction.self),
+                             ml_flags: Int32(METH_O), ml_doc: nil)
+    methods[4] = PyMethodDef(ml_name: strdup("driver_info"), ml_meth: unsafeBitCast(driverInfoFunction, to: PyCFunction.self),
+                             ml_flags: Int32(METH_NOARGS), ml_doc: nil)
+    methods[5] = PyMethodDef(ml_name: strdup("raw_launch_loop"),
+                             ml_meth: unsafeBitCast(rawLaunchLoopFunction, to: PyCFunction.self),
+                             ml_flags: fast, ml_doc: nil)
+    methods[6] = PyMethodDef()
+    return methods
+}()
+
+nonisolated(unsafe) private let moduleDefinition: UnsafeMutablePointer<PyModuleDef> = {
+    let definition = UnsafeMutablePointer<PyModuleDef>.allocate(capacity: 1)
+    definition.initialize(to: PyModuleDef(m_base: SL_ModuleDefHeadInit(), m_name: strdup("swiftlaunch._native"),
+                                          m_doc: strdup("swiftlaunch's Swift core"), m_size: -1,
+                                          m_methods: moduleMethods, m_slots: nil, m_traverse: nil,
+                                          m_clear: nil, m_free: nil))
+    return definition
+}()
+
+@_cdecl("PyInit__native")
+public func PyInit__native() -> UnsafeMutablePointer<PyObject>? {
+    resolveVectorcall()
+    guard Names.make(), let module = PyModule_Create2(moduleDefinition, 3) else { return nil }
+    guard Objects.makeTypes(module: module) else { SL_DecRef(module); return nil }
+    return module
+}

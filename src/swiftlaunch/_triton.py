@@ -1,0 +1,249 @@
+"""Triton glue: wraps a `JITFunction` in the Swift core's `Kernel`, and runs the miss path.
+
+Nothing here is on the per-call path of a cache hit: `fast(k)[grid](...)` goes from the Swift
+`Kernel.__getitem__` straight to the Swift launcher.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import triton
+from triton.runtime.jit import JITFunction
+
+from . import _loader, _runtime
+
+_fallback_lock = threading.Lock()
+_python_fallbacks: dict[str, int] = {}
+
+
+def count_fallback(reason: str) -> None:
+    """Counts a call that went to Triton/Helion unchanged, for `stats()`."""
+    if _loader.native is not None:
+        _loader.native.count_fallback(reason)
+        return
+    with _fallback_lock:
+        _python_fallbacks[reason] = _python_fallbacks.get(reason, 0) + 1
+
+
+def parameter_tables(fn: JITFunction):
+    """The per-parameter facts the core keys on, read off Triton's own `KernelParam`s."""
+    names, traits, defaults = [], [], []
+    for param in fn.params:
+        names.append(param.name)
+        annotation = param.annotation_type or None
+        traits.append((
+            bool(param.is_constexpr),
+            bool(param.is_const),
+            not param.do_not_specialize,
+            not param.do_not_specialize_on_alignment,
+            annotation if not param.is_constexpr else None,
+        ))
+        defaults.append((param.has_default, param.default if param.has_default else None))
+    return tuple(names), tuple(traits), tuple(defaults)
+
+
+def _launch_info(fn: JITFunction, compiled):
+    """What the core needs from a `CompiledKernel`, or the reason it cannot launch it."""
+    from triton.compiler.compiler import CompiledKernel
+
+    if not isinstance(compiled, CompiledKernel):
+        return None, "result is not a CompiledKernel"
+    if type(triton.runtime.driver.active).__name__ != "CudaDriver":
+        return None, "not the CUDA driver"
+    metadata = compiled.metadata
+    if getattr(metadata, "tensordesc_meta", None):
+        return None, "tensor descriptors"
+    if getattr(metadata, "profile_scratch_size", 0):
+        return None, "profile scratch"
+    if compiled.function is None:
+        return None, "kernel not loaded"
+    signature = compiled.src.signature
+    types = tuple(signature.get(name) for name in fn.arg_names)
+    if not all(isinstance(t, str) for t in types):
+        return None, "tuple arguments"
+    num_warps, num_ctas, shared = compiled.packed_metadata
+    return (
+        compiled.function, num_warps, num_ctas, shared,
+        bool(metadata.launch_cooperative_grid), bool(getattr(metadata, "launch_pdl", False)),
+        int(metadata.global_scratch_size), int(metadata.global_scratch_align), types,
+    ), None
+
+
+def remember(kernel, fn: JITFunction, token, spec, compiled, args, kwargs) -> None:
+    """Caches `compiled` under the native key `token`, but only after checking that Triton's own
+    binder gives the specialization the core computed: the native cache can never hand out a
+    kernel Triton would not have chosen."""
+    import torch
+
+    device = torch.cuda.current_device()
+    binder = fn.device_caches[device][4]
+    _, triton_spec, _ = binder(*args, **kwargs)
+    if list(triton_spec) != list(spec):
+        count_fallback("specialization mismatch")
+        return
+    info, why = _launch_info(fn, compiled)
+    if info is None:
+        count_fallback(why)
+        return
+    if not kernel.insert(token, compiled, info):
+        count_fallback("signature not handled")
+
+
+def _triton_miss(fn: JITFunction):
+    def miss(kernel, token, spec, grid, args, kwargs):
+        compiled = fn.run(*args, grid=grid, warmup=False, **kwargs)
+        if token is not None:
+            remember(kernel, fn, token, spec, compiled, args, kwargs)
+        return compiled
+
+    return miss
+
+
+def _native_kernel_type():
+    native = _loader.native
+
+    class FastKernel(native.Kernel):
+        """`fast(jit_fn)`: `kernel[grid](*args, **meta)` launches through the Swift core."""
+
+        def __new__(cls, fn: JITFunction):
+            names, traits, defaults = parameter_tables(fn)
+            return super().__new__(cls, fn, _triton_miss(fn), names, traits, defaults, ())
+
+        def __init__(self, fn: JITFunction):
+            self.fn = fn
+
+        def run(self, *args, grid, warmup, **kwargs):
+            return self.fn.run(*args, grid=grid, warmup=warmup, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.fn, name)
+
+        def __repr__(self):
+            return f"swiftlaunch.fast({self.fn!r})"
+
+    return FastKernel
+
+
+class PassThroughKernel:
+    """`fast(jit_fn)` where the Swift core cannot be used: launches through Triton unchanged."""
+
+    def __init__(self, fn, reason: str):
+        self.fn = fn
+        self._reason = reason
+
+    def __getitem__(self, grid):
+        launch = self.fn[grid]
+        reason = self._reason
+
+        def call(*args, **kwargs):
+            count_fallback(reason)
+            return launch(*args, **kwargs)
+
+        return call
+
+    def run(self, *args, grid, warmup, **kwargs):
+        return self.fn.run(*args, grid=grid, warmup=warmup, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.fn, name)
+
+    def __repr__(self):
+        return f"swiftlaunch.fast({self.fn!r}) [through Triton: {self._reason}]"
+
+
+_kernel_type = None
+
+
+def fast(fn):
+    """Wraps a `triton.jit` kernel so that `fast(fn)[grid](*args, **meta)` launches through the
+    Swift core, with exactly Triton's results; anything the core cannot reproduce goes to Triton."""
+    global _kernel_type
+    if isinstance(fn, FastJITFunction):
+        return fn._swiftlaunch_kernel()
+    if type(fn) is not JITFunction:
+        from triton.runtime.interpreter import InterpretedFunction
+
+        if isinstance(fn, InterpretedFunction):
+            return PassThroughKernel(fn, "triton interpreter")
+        if isinstance(fn, JITFunction):
+            return PassThroughKernel(fn, "JITFunction subclass")
+        raise TypeError(f"swiftlaunch.fast takes a triton.jit kernel, not {type(fn).__name__}")
+    if not _runtime.ensure_configured():
+        return PassThroughKernel(fn, "native core unavailable")
+    if _kernel_type is None:
+        _kernel_type = _native_kernel_type()
+    try:
+        return _kernel_type(fn)
+    except ValueError as error:  # a parameter annotation the core has no type for
+        return PassThroughKernel(fn, f"parameters not handled ({error})")
+
+
+class FastJITFunction(JITFunction):
+    """What `swiftlaunch.jit` returns: a real `JITFunction` (usable from other kernels, with
+    `warmup`, hooks and everything else Triton offers) whose `kernel[grid]` launches through the
+    Swift core."""
+
+    def _swiftlaunch_kernel(self):
+        kernel = self.__dict__.get("_swiftlaunch_fast")
+        if kernel is None:
+            with _fallback_lock:
+                kernel = self.__dict__.get("_swiftlaunch_fast")
+                if kernel is None:
+                    kernel = _make_for_subclass(self)
+                    self.__dict__["_swiftlaunch_fast"] = kernel
+        return kernel
+
+    def __getitem__(self, grid):
+        kernel = self.__dict__.get("_swiftlaunch_fast") or self._swiftlaunch_kernel()
+        return kernel[grid]
+
+
+def _make_for_subclass(fn: FastJITFunction):
+    global _kernel_type
+    if not _runtime.ensure_configured():
+        return PassThroughKernel(_PlainLaunch(fn), "native core unavailable")
+    if _kernel_type is None:
+        _kernel_type = _native_kernel_type()
+    try:
+        return _kernel_type(fn)
+    except ValueError as error:
+        return PassThroughKernel(_PlainLaunch(fn), f"parameters not handled ({error})")
+
+
+class _PlainLaunch:
+    """Triton's own `kernel[grid]` for a `FastJITFunction` (whose `__getitem__` is ours)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __getitem__(self, grid):
+        return JITFunction.__getitem__(self.fn, grid)
+
+    def __getattr__(self, name):
+        return getattr(self.fn, name)
+
+
+def jit(fn=None, **kwargs):
+    """Drop-in for `triton.jit`: same arguments, same `kernel[grid](*args, **meta)` call and
+    return value; launches go through the Swift core."""
+
+    def decorator(function):
+        from triton import knobs
+
+        if knobs.runtime.interpret:  # TRITON_INTERPRET=1: Triton's InterpretedFunction, unchanged
+            return triton.jit(function, **kwargs)
+        return FastJITFunction(function, **kwargs)
+
+    if fn is not None:
+        return decorator(fn)
+    return decorator
+
+
+def dispatch_key(kernel, *args, device: int = 0, **kwargs):
+    """The native dispatch key (bytes) for these arguments, or None where the call would go to
+    Triton. Works on CPU tensors."""
+    fast_kernel = kernel if not isinstance(kernel, JITFunction) else fast(kernel)
+    if isinstance(fast_kernel, PassThroughKernel):
+        return None
+    return fast_kernel.key(device, *args, **kwargs)

@@ -1,0 +1,1086 @@
+"""``python -m swiftlaunch bench``: what one kernel call costs the host, stack by stack.
+
+With a CUDA GPU it runs a small kernel suite (``_bench_kernels.py``) through each launch stack and
+measures the host cost of a call:
+
+- ``cpu_only``: N calls back to back, then one ``torch.cuda.synchronize()``; time / N. This is what
+  the host spends submitting work, provided the GPU keeps up.
+- ``wall+sync``: a synchronize after every call (host cost plus GPU round trip), over fewer calls.
+
+Warm-up calls come first, every stack's output is checked against eager PyTorch once before any
+timing, repetitions are interleaved across stacks (so drift in clocks or noisy neighbours hits every
+stack alike), and each cell reports the median and min over repetitions plus ratios to eager PyTorch
+and to the floor. This is the method of the project's baseline note (``baseline-h200.md``).
+
+Without a GPU the launch figures cannot be measured. It then measures the host-side work that needs
+no GPU: the per-call specialization and cache key (Triton's binder + ``compute_cache_key``, Helion's
+``Kernel.specialization_key`` and ``swiftlaunch.dispatch_key``) on CPU tensors, and says so.
+
+Importable: ``main(argv)`` is the command; ``run_launch_bench`` / ``run_key_bench`` return the results
+as a dict (the same one written to ``results.json``); ``format_launch_table`` / ``format_key_table``
+render them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+# --- what can be measured ---------------------------------------------------------------------
+
+#: Stack name -> what one call of it is. Order is table order.
+STACKS: dict[str, str] = {
+    "eager": "eager PyTorch (the op allocates its output)",
+    "triton": "empty_like + Triton kernel[grid](...)",
+    "compiled_run": "empty_like + CompiledKernel.run(...) called directly (hooks and launch_metadata None)",
+    "helion": "Helion kernel(...), fixed config, static shapes",
+    "swiftlaunch": "empty_like + swiftlaunch.fast(kernel)[grid](...)",
+    "swiftlaunch_helion": "swiftlaunch.helion.accelerate(Helion kernel)(...)",
+    "swiftlaunch_helion_pool": "swiftlaunch.helion.accelerate with an output-buffer pool",
+    "empty_like": "floor 1: torch.empty_like alone",
+    "raw_launch": "floor 2: cuLaunchKernelEx loop in the Swift core, arguments packed once",
+}
+FLOOR_STACKS = ("empty_like", "raw_launch")
+
+#: Kernel name -> title. Order is table order.
+KERNELS: dict[str, str] = {
+    "vec_add": "vector add, N = 4096, fp32",
+    "add2d": "2-D add, 1024 x 1024, bf16",
+    "many_args_4": "sum of tensors, 4 tensor arguments, N = 1024, fp32",
+    "many_args_16": "sum of tensors, 16 tensor arguments, N = 1024, fp32",
+    "many_args_64": "sum of tensors, 64 tensor arguments, N = 1024, fp32",
+    "scalar_args": "x + alpha * beta if flag (float, int, bool arguments), N = 4096, fp32",
+    "softmax": "row softmax, 128 x 256, fp32",
+    "matmul": "matmul (tl.dot), 128 x 128 x 128, fp16",
+}
+KERNEL_ALIASES = {"many_args": ("many_args_4", "many_args_16", "many_args_64")}
+QUICK_KERNELS = ("vec_add", "scalar_args")
+
+#: Without a GPU, each of these stacks has one host-side key computation to measure.
+KEY_IMPLS: dict[str, str] = {
+    "triton": "Triton binder + compute_cache_key (as in JITFunction.run)",
+    "helion": "Helion Kernel.specialization_key(args)",
+    "swiftlaunch": "swiftlaunch.dispatch_key(kernel, *args, **meta)",
+}
+
+NO_GPU_NOTE = "launch figures need a CUDA GPU"
+
+LAUNCH_NOTES = [
+    "x floor: over empty_like + raw_launch, i.e. allocating an output plus a bare cuLaunchKernelEx; "
+    "every other stack allocates its output too.",
+    "compiled_run passes None for launch_metadata and for both launch hooks (Triton passes its HookChain "
+    "objects, which its C launcher calls on every launch even when empty) and reads the stream once: "
+    "it is Triton's C launcher alone.",
+    "raw_launch is timed as cpu_only only (one native loop, one sync); empty_like as cpu_only only.",
+]
+
+
+@dataclass
+class Settings:
+    calls: int = 20_000  # cpu_only calls per repetition (the baseline's count)
+    wall_calls: int = 2_000  # wall+sync calls per repetition: each one waits for the GPU
+    reps: int = 5
+    warmup: int = 500
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        s = cls(calls=2_000, wall_calls=200, reps=3, warmup=200) if args.quick else cls()
+        if args.calls is not None:
+            s.calls = args.calls
+            s.wall_calls = max(1, args.calls // 10)
+        if args.reps is not None:
+            s.reps = args.reps
+        return s
+
+
+# --- the kernel suite ---------------------------------------------------------------------------
+
+
+@dataclass
+class BenchKernel:
+    """One kernel of the suite, with its inputs on one device.
+
+    Every launching stack calls ``jit_fn[grid](out, *args, **constexprs)`` with a fresh
+    ``out = torch.empty_like(like)``: the output is the first kernel argument by convention.
+    """
+
+    name: str
+    jit_fn: Any
+    grid: tuple[int, ...]
+    args: tuple
+    constexprs: dict[str, Any]
+    like: torch.Tensor
+    eager: Callable[[], torch.Tensor]
+    eager_label: str
+    helion_fn: Callable | None
+    helion_args: tuple
+    helion_config: dict[str, Any]
+    rtol: float
+    atol: float
+
+    @property
+    def title(self) -> str:
+        return KERNELS[self.name]
+
+
+def make_kernel(name: str, device: str) -> BenchKernel:
+    """Build kernel ``name`` of the suite with fresh inputs on ``device`` (seeded, so reproducible)."""
+    from swiftlaunch import _bench_kernels as K
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    if name == "vec_add":
+        x, y = torch.randn(4096, device=dev), torch.randn(4096, device=dev)
+        return BenchKernel(
+            name, K.add_kernel, (4,), (x, y, 4096), {"BLOCK": 1024}, like=x,
+            eager=lambda: torch.add(x, y), eager_label="torch.add(x, y)",
+            helion_fn=K.helion_add, helion_args=(x, y),
+            helion_config={"block_sizes": [1024], "num_warps": 4, "num_stages": 1},
+            rtol=1.3e-6, atol=1e-5,
+        )
+    if name == "add2d":
+        x = torch.randn(1024, 1024, device=dev, dtype=torch.bfloat16)
+        y = torch.randn(1024, 1024, device=dev, dtype=torch.bfloat16)
+        return BenchKernel(
+            name, K.add2d_kernel, (1024 // 32, 1024 // 128),
+            (x, y, 1024, 1024, x.stride(0), x.stride(0), y.stride(0)), {"BLOCK_M": 32, "BLOCK_N": 128},
+            like=x, eager=lambda: torch.add(x, y), eager_label="torch.add(x, y)",
+            helion_fn=K.helion_add, helion_args=(x, y),
+            helion_config={"block_sizes": [32, 128], "num_warps": 4, "num_stages": 1},
+            rtol=1.6e-2, atol=1e-5,
+        )
+    if name in ("many_args_4", "many_args_16", "many_args_64"):
+        n_tensors = int(name.rsplit("_", 1)[1])
+        xs = [torch.randn(1024, device=dev) for _ in range(n_tensors - 1)]  # + the output
+        jit_fn = {4: K.sum4_kernel, 16: K.sum16_kernel, 64: K.sum64_kernel}[n_tensors]
+        return BenchKernel(
+            name, jit_fn, (1,), (*xs, 1024), {"BLOCK": 1024}, like=xs[0],
+            # No single torch op sums k tensors: stack + sum is what PyTorch code would write.
+            eager=lambda: torch.stack(xs).sum(0), eager_label="torch.stack(xs).sum(0)",
+            helion_fn=K.helion_sum, helion_args=(xs,),
+            helion_config={"block_sizes": [1024], "num_warps": 4, "num_stages": 1},
+            # The kernels add in order; torch.sum may not: allow for fp32 reassociation.
+            rtol=1e-5, atol=1e-4,
+        )
+    if name == "scalar_args":
+        x = torch.randn(4096, device=dev)
+        # beta = 3: neither 1 (Triton would make it a constexpr) nor a multiple of 16.
+        alpha, beta, flag = 0.5, 3, True
+        return BenchKernel(
+            name, K.scalar_args_kernel, (4,), (x, 4096, alpha, beta, flag), {"BLOCK": 1024}, like=x,
+            eager=lambda: torch.add(x, beta, alpha=alpha), eager_label="torch.add(x, beta, alpha=alpha)",
+            helion_fn=K.helion_scalar_args, helion_args=(x, alpha, beta, flag),
+            helion_config={"block_sizes": [1024], "num_warps": 4, "num_stages": 1},
+            rtol=1.3e-6, atol=1e-5,
+        )
+    if name == "softmax":
+        x = torch.randn(128, 256, device=dev)
+        return BenchKernel(
+            name, K.softmax_kernel, (128,), (x, 256, x.stride(0), x.stride(0)), {"BLOCK": 256}, like=x,
+            eager=lambda: torch.softmax(x, dim=-1), eager_label="torch.softmax(x, dim=-1)",
+            helion_fn=K.helion_softmax, helion_args=(x,),
+            helion_config={"block_sizes": [1], "num_warps": 4, "num_stages": 1},
+            rtol=1e-4, atol=1e-6,
+        )
+    if name == "matmul":
+        a = torch.randn(128, 128, device=dev, dtype=torch.float16)
+        b = torch.randn(128, 128, device=dev, dtype=torch.float16)
+        c = torch.empty(128, 128, device=dev, dtype=torch.float16)
+        return BenchKernel(
+            name, K.matmul_kernel, (128 // 64, 128 // 64),
+            (a, b, 128, 128, 128, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1)),
+            {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, like=c,
+            eager=lambda: torch.matmul(a, b), eager_label="torch.matmul(a, b)",
+            helion_fn=K.helion_matmul, helion_args=(a, b),
+            helion_config={"block_sizes": [64, 64, 32], "num_warps": 4, "num_stages": 3},
+            # fp16 output of a 128-term fp32 accumulation; summation order differs from cuBLAS.
+            rtol=1e-2, atol=1e-2,
+        )
+    raise ValueError(f"unknown kernel {name!r}")
+
+
+# --- what is installed --------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """The optional pieces, each with the reason it is missing (None when present)."""
+
+    sl: Any = None  # the swiftlaunch package, when importable
+    sl_error: str | None = None  # why swiftlaunch's native path cannot be measured
+    native: Any = None  # swiftlaunch._native, when loaded
+    helion: Any = None
+    helion_error: str | None = None
+
+
+def probe_env(want_helion: bool = True) -> Env:
+    env = Env()
+    try:
+        env.sl = importlib.import_module("swiftlaunch")
+    except Exception as e:  # noqa: BLE001 - a broken package must not stop the Triton/Helion rows
+        env.sl_error = f"swiftlaunch does not import: {type(e).__name__}: {e}"
+    if env.sl is not None:
+        native_available = getattr(env.sl, "native_available", None)
+        if native_available is None:
+            env.sl_error = "swiftlaunch.native_available() is missing"
+        elif not native_available():
+            why = getattr(env.sl, "native_error", lambda: None)()
+            env.sl_error = f"swiftlaunch native core not available ({why or 'no reason given'})"
+        else:
+            env.native = getattr(env.sl, "_native", None) or importlib.import_module("swiftlaunch._native")
+    if want_helion:
+        try:
+            env.helion = importlib.import_module("helion")
+        except Exception as e:  # noqa: BLE001 - e.g. helion 1.5.1 raises ImportError on torch 2.11
+            env.helion_error = f"helion does not import: {type(e).__name__}: {e}"
+    else:
+        env.helion_error = "helion not requested"
+    return env
+
+
+class Unavailable(Exception):
+    """A stack that does not apply here; the message is shown in its cell."""
+
+
+# --- timing ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _no_gc():
+    # A collection in the middle of a timed loop would be charged to whichever stack ran then.
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def time_per_call(call: Callable[[], Any], n: int, sync: Callable[[], None]) -> float:
+    """cpu_only: ns per call of ``n`` back-to-back calls and one final sync."""
+    perf = time.perf_counter_ns
+    with _no_gc():
+        sync()
+        t0 = perf()
+        for _ in range(n):
+            call()
+        sync()
+        return (perf() - t0) / n
+
+
+def time_per_call_synced(call: Callable[[], Any], n: int, sync: Callable[[], None]) -> float:
+    """wall+sync: ns per call with a sync after each call."""
+    perf = time.perf_counter_ns
+    with _no_gc():
+        sync()
+        t0 = perf()
+        for _ in range(n):
+            call()
+            sync()
+        return (perf() - t0) / n
+
+
+def time_batch(batch: Callable[[int], Any], n: int, sync: Callable[[], None]) -> float:
+    """cpu_only for a stack that loops natively: ns per launch of one ``batch(n)`` and one sync."""
+    perf = time.perf_counter_ns
+    with _no_gc():
+        sync()
+        t0 = perf()
+        batch(n)
+        sync()
+        return (perf() - t0) / n
+
+
+def loop_overhead_ns(n: int = 200_000) -> float:
+    """What the timing loop itself costs per call (included in every figure)."""
+    return min(time_per_call(_nothing, n, _nothing) for _ in range(3))
+
+
+def _nothing() -> None:
+    return None
+
+
+def _stats_us(samples_ns: list[float]) -> dict[str, Any] | None:
+    if not samples_ns:
+        return None
+    us = [s / 1000.0 for s in samples_ns]
+    return {"median": statistics.median(us), "min": min(us), "samples": us}
+
+
+# --- GPU: preparing each stack --------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A stack ready to time: one call, or a native batch of launches (raw_launch)."""
+
+    call: Callable[[], Any] | None = None  # one call; returns the output it produced
+    batch: Callable[[int], Any] | None = None  # n launches in one go
+    check: Callable[[], torch.Tensor] | None = None  # produces an output to compare with eager
+
+
+def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
+    return (grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1)
+
+
+def _compiled(bk: BenchKernel) -> tuple[Any, torch.Tensor, tuple]:
+    """Compile through Triton's own path; return the CompiledKernel, the output used, and the
+    arguments after the output in declaration order (constexprs included), as Triton passes them
+    to ``CompiledKernel.run``."""
+    import inspect
+
+    out = torch.empty_like(bk.like)
+    compiled = bk.jit_fn[bk.grid](out, *bk.args, **bk.constexprs)
+    if compiled is None or not hasattr(compiled, "packed_metadata"):
+        raise Unavailable("Triton returned no CompiledKernel (TRITON_INTERPRET?)")
+    bound = inspect.signature(bk.jit_fn.fn).bind(out, *bk.args, **bk.constexprs)
+    bound.apply_defaults()
+    return compiled, out, tuple(bound.arguments.values())[1:]
+
+
+def _prep_eager(bk: BenchKernel, env: Env) -> Prepared:
+    return Prepared(call=bk.eager, check=bk.eager)
+
+
+def _launching(launcher_of: Callable[[], Any], bk: BenchKernel) -> Prepared:
+    # ``launcher_of()[grid]`` runs on every call, as in user code (``kernel[grid](...)``).
+    kernel, grid, args, cx, like, empty_like = launcher_of(), bk.grid, bk.args, bk.constexprs, bk.like, torch.empty_like
+
+    def call():
+        out = empty_like(like)
+        kernel[grid](out, *args, **cx)
+        return out
+
+    return Prepared(call=call, check=call)
+
+
+def _prep_triton(bk: BenchKernel, env: Env) -> Prepared:
+    return _launching(lambda: bk.jit_fn, bk)
+
+
+def _prep_swiftlaunch(bk: BenchKernel, env: Env) -> Prepared:
+    if env.sl_error:
+        raise Unavailable(env.sl_error)
+    return _launching(lambda: env.sl.fast(bk.jit_fn), bk)
+
+
+def _prep_compiled_run(bk: BenchKernel, env: Env) -> Prepared:
+    # Triton's own last step (jit.py, JITFunction.run), minus its Python around it. Triton passes
+    # kernel.launch_metadata(...) and knobs.runtime.launch_enter_hook / launch_exit_hook, HookChain
+    # objects that the C launcher calls on every launch even when empty; here they are None, and the
+    # stream is read once, so this is Triton's C launcher alone (floor-like).
+    compiled, _, tail = _compiled(bk)
+    g0, g1, g2 = _grid3(bk.grid)
+    stream = torch.cuda.current_stream().cuda_stream
+    function, packed, like, empty_like = compiled.function, compiled.packed_metadata, bk.like, torch.empty_like
+
+    def call():
+        out = empty_like(like)
+        compiled.run(g0, g1, g2, stream, function, packed, None, None, None, out, *tail)
+        return out
+
+    return Prepared(call=call, check=call)
+
+
+def _helion_kernel(bk: BenchKernel, env: Env):
+    if env.helion_error:
+        raise Unavailable(env.helion_error)
+    if bk.helion_fn is None:
+        raise Unavailable("no Helion version of this kernel")
+    helion = env.helion
+    # One config and static shapes: no autotuning, one bound kernel. A new Kernel object per
+    # stack so that accelerating one never changes another.
+    return helion.kernel(bk.helion_fn, config=helion.Config(**bk.helion_config), static_shapes=True)
+
+
+def _prep_helion(bk: BenchKernel, env: Env) -> Prepared:
+    kernel, args = _helion_kernel(bk, env), bk.helion_args
+
+    def call():
+        return kernel(*args)
+
+    return Prepared(call=call, check=call)
+
+
+def _prep_swiftlaunch_helion(bk: BenchKernel, env: Env) -> Prepared:
+    if env.sl_error:
+        raise Unavailable(env.sl_error)
+    kernel, args = _helion_kernel(bk, env), bk.helion_args
+    kernel(*args)  # compile and bind first: accelerate may work on the bound kernels
+    accelerated = importlib.import_module("swiftlaunch.helion").accelerate(kernel)
+    # accelerate may return a callable or change the kernel in place.
+    target = accelerated if callable(accelerated) else kernel
+
+    def call():
+        return target(*args)
+
+    return Prepared(call=call, check=call)
+
+
+def _prep_swiftlaunch_helion_pool(bk: BenchKernel, env: Env) -> Prepared:
+    raise Unavailable("n/a (no pool)")  # swiftlaunch has no output-buffer pool for Helion
+
+
+def _prep_empty_like(bk: BenchKernel, env: Env) -> Prepared:
+    like, empty_like = bk.like, torch.empty_like
+
+    def call():
+        return empty_like(like)
+
+    return Prepared(call=call)  # nothing to check
+
+
+def _prep_raw_launch(bk: BenchKernel, env: Env) -> Prepared:
+    if env.sl_error:
+        raise Unavailable(env.sl_error)
+    raw_launch_loop = getattr(env.native, "raw_launch_loop", None)
+    if raw_launch_loop is None:
+        raise Unavailable("swiftlaunch._native has no raw_launch_loop")
+    compiled, out, tail = _compiled(bk)
+    grid, args = _grid3(bk.grid), (out, *tail)
+
+    def batch(n: int):
+        return raw_launch_loop(compiled, grid, args, n)
+
+    def check():
+        out.fill_(float("nan"))
+        batch(1)
+        return out
+
+    return Prepared(batch=batch, check=check)
+
+
+PREPARE: dict[str, Callable[[BenchKernel, Env], Prepared]] = {
+    "eager": _prep_eager,
+    "triton": _prep_triton,
+    "compiled_run": _prep_compiled_run,
+    "helion": _prep_helion,
+    "swiftlaunch": _prep_swiftlaunch,
+    "swiftlaunch_helion": _prep_swiftlaunch_helion,
+    "swiftlaunch_helion_pool": _prep_swiftlaunch_helion_pool,
+    "empty_like": _prep_empty_like,
+    "raw_launch": _prep_raw_launch,
+}
+assert PREPARE.keys() == STACKS.keys()
+
+
+# --- GPU: running the suite ---------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    kernel: str
+    stack: str
+    status: str = "ok"  # ok | skipped | error | wrong
+    reason: str | None = None
+    check: str = "-"  # ok | - (nothing to check) | the mismatch
+    cpu_only_ns: list[float] = field(default_factory=list)
+    wall_sync_ns: list[float] = field(default_factory=list)
+
+    def fail(self, status: str, e: BaseException | str) -> None:
+        self.status = status
+        self.reason = e if isinstance(e, str) else f"{type(e).__name__}: {_first_line(e)}"
+
+
+def _first_line(e: BaseException, lines: int = 1) -> str:
+    return " ".join([line.strip() for line in str(e).splitlines() if line.strip()][:lines])
+
+
+def _poison(like: torch.Tensor) -> None:
+    # The caching allocator hands a freed block back to the next same-sized request, so a stack that
+    # wrote nothing could show another stack's correct result. Leave NaN in the free block instead.
+    torch.empty_like(like).fill_(float("nan"))
+
+
+def _check(bk: BenchKernel, prepared: Prepared, reference: torch.Tensor, keep: list) -> str:
+    _poison(bk.like)
+    out = prepared.check()
+    keep.append(out)  # keep it alive so no later stack can be handed this block
+    torch.testing.assert_close(out, reference, rtol=bk.rtol, atol=bk.atol)
+    return "ok"
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Settings,
+                 sync: Callable[[], None]) -> list[Cell]:
+    """Prepare, check, warm up and time every stack on one kernel; one Cell per stack."""
+    cells = {name: Cell(bk.name, name) for name in stacks}
+    ready: dict[str, Prepared] = {}
+    reference = bk.eager()
+    sync()
+    keep: list = [reference]
+    for name in stacks:
+        cell = cells[name]
+        try:
+            prepared = PREPARE[name](bk, env)
+            if prepared.check is not None:
+                cell.check = _check(bk, prepared, reference, keep)
+            sync()
+        except Unavailable as e:
+            cell.fail("skipped", str(e))
+        except AssertionError as e:
+            cell.check = _first_line(e, 2) or "mismatch"  # assert_close: what, then how many differ
+            cell.fail("wrong", f"output differs from {bk.eager_label}: {cell.check}")
+        except Exception as e:  # noqa: BLE001 - one broken stack must not stop the others
+            cell.fail("error", e)
+        else:
+            ready[name] = prepared
+    del keep
+
+    for name, prepared in list(ready.items()):
+        try:
+            if prepared.call is not None:
+                for _ in range(settings.warmup):
+                    prepared.call()
+            else:
+                prepared.batch(settings.warmup)
+            sync()
+        except Exception as e:  # noqa: BLE001
+            cells[name].fail("error", e)
+            del ready[name]
+
+    # Interleaved: every repetition visits every stack, so slow drift is shared by all of them.
+    for rep in range(settings.reps):
+        for name, prepared in list(ready.items()):
+            cell = cells[name]
+            try:
+                if prepared.call is not None:
+                    cell.cpu_only_ns.append(time_per_call(prepared.call, settings.calls, sync))
+                    if name not in FLOOR_STACKS:
+                        cell.wall_sync_ns.append(time_per_call_synced(prepared.call, settings.wall_calls, sync))
+                else:
+                    cell.cpu_only_ns.append(time_batch(prepared.batch, settings.calls, sync))
+            except Exception as e:  # noqa: BLE001
+                cell.fail("error", e)
+                del ready[name]
+                continue
+            if rep == settings.reps - 1:
+                wall = f"   wall+sync {statistics.median(cell.wall_sync_ns) / 1000:8.2f} us" if cell.wall_sync_ns else ""
+                _progress(f"  {bk.name:<13} {name:<24} cpu_only {statistics.median(cell.cpu_only_ns) / 1000:8.2f} us{wall}")
+    for cell in cells.values():
+        if cell.status != "ok":
+            _progress(f"  {bk.name:<13} {cell.stack:<24} {cell.status}: {cell.reason}")
+    return [cells[name] for name in stacks]
+
+
+def _cell_dict(cell: Cell, eager: Cell | None, floor_us: float | None) -> dict[str, Any]:
+    cpu, wall = _stats_us(cell.cpu_only_ns), _stats_us(cell.wall_sync_ns)
+    eager_cpu = _stats_us(eager.cpu_only_ns) if eager else None
+    eager_wall = _stats_us(eager.wall_sync_ns) if eager else None
+
+    def ratio(a, b):
+        return a["median"] / b["median"] if a and b and b["median"] > 0 else None
+
+    return {
+        "kernel": cell.kernel,
+        "stack": cell.stack,
+        "status": cell.status,
+        "reason": cell.reason,
+        "check": cell.check,
+        "cpu_only_us": cpu,
+        "wall_sync_us": wall,
+        "ratio_to_eager": {"cpu_only": ratio(cpu, eager_cpu), "wall_sync": ratio(wall, eager_wall)},
+        "ratio_to_floor": {"cpu_only": cpu["median"] / floor_us if cpu and floor_us else None},
+    }
+
+
+def run_launch_bench(kernels: list[str], stacks: list[str], settings: Settings, device: str = "cuda",
+                     env: Env | None = None) -> dict[str, Any]:
+    """The GPU benchmark; returns the results dict written to results.json."""
+    env = env or probe_env(want_helion=any("helion" in s for s in stacks))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else _nothing
+    stats = getattr(env.sl, "stats", None) if env.sl is not None and not env.sl_error else None
+    results = _header("gpu", kernels, stacks, settings, env, cuda=device.startswith("cuda"))
+    results["loop_overhead_ns"] = loop_overhead_ns()
+    results["notes"] = list(LAUNCH_NOTES)
+    results["kernels"], results["cells"], results["swiftlaunch_stats"] = {}, [], {}
+    for i, name in enumerate(kernels, 1):
+        _progress(f"[{i}/{len(kernels)}] {name}: {KERNELS[name]} -- compiling and checking {len(stacks)} stacks")
+        try:
+            bk = make_kernel(name, device)
+        except Exception as e:  # noqa: BLE001
+            cells = [Cell(name, s) for s in stacks]
+            for c in cells:
+                c.fail("error", e)
+            bk = None
+        else:
+            if stats:
+                stats(reset=True)
+            cells = bench_kernel(bk, stacks, env, settings, sync)
+            if stats:
+                results["swiftlaunch_stats"][name] = stats()
+        by_stack = {c.stack: c for c in cells}
+        floor_parts = [statistics.median(by_stack[s].cpu_only_ns) / 1000
+                       for s in FLOOR_STACKS if s in by_stack and by_stack[s].cpu_only_ns]
+        floor_us = sum(floor_parts) if len(floor_parts) == len(FLOOR_STACKS) else None
+        eager = by_stack.get("eager")
+        eager = eager if eager is not None and eager.cpu_only_ns else None
+        results["kernels"][name] = {
+            "title": KERNELS[name],
+            "eager": bk.eager_label if bk else None,
+            "floor_us": floor_us,
+        }
+        results["cells"].extend(_cell_dict(c, eager, floor_us) for c in cells)
+    return results
+
+
+# --- without a GPU: the host-side key computations ------------------------------------------------
+
+
+def _triton_key_call(bk: BenchKernel) -> Callable[[], Any]:
+    """Triton's per-call key work, as JITFunction.run does it on a cache hit (jit.py, triton 3.6):
+    the kwargs it adds, the exec-generated binder (one native_specialize_impl per argument) and
+    compute_cache_key. ``create_binder`` needs an active driver, which a machine without a GPU lacks,
+    so the binder is built the same way for an sm90 target."""
+    from triton import knobs
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import CUDABackend
+    from triton.runtime.jit import compute_cache_key, create_function_from_signature
+
+    k = bk.jit_fn
+    binder = create_function_from_signature(k.signature, k.params, CUDABackend(GPUTarget("cuda", 90, 32)))
+    key_cache: dict = {}
+    out, args, cx = torch.empty_like(bk.like), bk.args, bk.constexprs
+
+    def call():
+        kwargs = dict(cx)
+        kwargs["debug"] = kwargs.get("debug", k.debug) or knobs.runtime.debug
+        kwargs["instrumentation_mode"] = knobs.compilation.instrumentation_mode
+        _, specialization, options = binder(out, *args, **kwargs)
+        return compute_cache_key(key_cache, specialization, options)
+
+    return call
+
+
+def _helion_key_call(bk: BenchKernel, env: Env) -> Callable[[], Any]:
+    kernel, args = _helion_kernel(bk, env), bk.helion_args
+    specialization_key = kernel.specialization_key
+    return lambda: specialization_key(args)
+
+
+def _swiftlaunch_key_call(bk: BenchKernel, env: Env) -> Callable[[], Any]:
+    if env.sl_error:
+        raise Unavailable(env.sl_error)
+    dispatch_key, k = env.sl.dispatch_key, bk.jit_fn
+    out, args, cx = torch.empty_like(bk.like), bk.args, bk.constexprs
+    return lambda: dispatch_key(k, out, *args, **cx)
+
+
+KEY_CALL: dict[str, Callable[[BenchKernel, Env], Callable[[], Any]]] = {
+    "triton": lambda bk, env: _triton_key_call(bk),
+    "helion": _helion_key_call,
+    "swiftlaunch": _swiftlaunch_key_call,
+}
+assert KEY_CALL.keys() == KEY_IMPLS.keys()
+
+
+def run_key_bench(kernels: list[str], stacks: list[str], settings: Settings,
+                  env: Env | None = None) -> dict[str, Any]:
+    """No GPU: ns per call of each stack's specialization / dispatch key on CPU tensors."""
+    impls = [s for s in KEY_IMPLS if s in stacks]
+    env = env or probe_env(want_helion="helion" in impls)
+    results = _header("cpu", kernels, stacks, settings, env, cuda=False)
+    results["stacks"] = {impl: KEY_IMPLS[impl] for impl in impls}
+    results["loop_overhead_ns"] = loop_overhead_ns()
+    notes = [f"No CUDA GPU: {NO_GPU_NOTE}. Measured instead: the host-side specialization and "
+             "dispatch key, ns per call on CPU tensors."]
+    if "swiftlaunch" in impls and env.sl_error:
+        notes.append(f"{env.sl_error}: measuring Triton and Helion only.")
+    if not impls:
+        notes.append(f"None of the chosen stacks has a host-side key to measure ({', '.join(KEY_IMPLS)}).")
+    rows: list[dict[str, Any]] = []
+    for name in kernels:
+        bk = make_kernel(name, "cpu")
+        calls: dict[str, Callable[[], Any]] = {}
+        cells: dict[str, dict[str, Any]] = {}
+        for impl in impls:
+            cell = cells[impl] = {"kernel": name, "stack": impl, "what": KEY_IMPLS[impl], "status": "ok",
+                                  "reason": None, "samples_ns": []}
+            try:
+                call = KEY_CALL[impl](bk, env)
+                for _ in range(settings.warmup):
+                    call()
+                calls[impl] = call
+            except Unavailable as e:
+                cell.update(status="skipped", reason=str(e))
+            except Exception as e:  # noqa: BLE001
+                cell.update(status="error", reason=f"{type(e).__name__}: {_first_line(e)}")
+        for _ in range(settings.reps):  # interleaved, as on the GPU
+            for impl, call in calls.items():
+                cells[impl]["samples_ns"].append(time_per_call(call, settings.calls, _nothing))
+        base = cells.get("triton", {}).get("samples_ns")
+        for impl, cell in cells.items():
+            samples = cell["samples_ns"]
+            cell["median_ns"] = statistics.median(samples) if samples else None
+            cell["min_ns"] = min(samples) if samples else None
+            cell["ratio_to_triton"] = (cell["median_ns"] / statistics.median(base)
+                                       if samples and base else None)
+            if samples:
+                _progress(f"  {name:<13} {impl:<12} {cell['median_ns']:9.0f} ns per call")
+            else:
+                _progress(f"  {name:<13} {impl:<12} {cell['status']}: {cell['reason']}")
+            rows.append(cell)
+    results["cpu"] = {"note": NO_GPU_NOTE, "notes": notes, "rows": rows}
+    results["notes"] = notes
+    return results
+
+
+# --- records: machine, versions ---------------------------------------------------------------
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _driver_version() -> str | None:
+    # torch does not expose the driver version; nvidia-smi has it, else ask libcuda for its API level.
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        import ctypes
+
+        version = ctypes.c_int()
+        if ctypes.CDLL("libcuda.so.1").cuDriverGetVersion(ctypes.byref(version)) == 0:
+            return f"CUDA driver API {version.value // 1000}.{version.value % 1000 // 10}"
+    except OSError:
+        pass
+    return None
+
+
+def _version(dist: str, module: Any = None) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001 - not installed as a distribution (e.g. run from a checkout)
+        return getattr(module, "__version__", None)
+
+
+def _swiftlaunch_info(env: Env) -> Any:
+    info = getattr(env.sl, "info", None) if env.sl is not None else None
+    if not callable(info):
+        return None
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            returned = info()
+    except Exception as e:  # noqa: BLE001
+        return f"info() failed: {type(e).__name__}: {_first_line(e)}"
+    if isinstance(returned, (dict, list, str, int, float, bool)):
+        return returned
+    return printed.getvalue().strip() or (None if returned is None else repr(returned))
+
+
+def machine_record(cuda: bool, env: Env) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if cuda:
+        index = torch.cuda.current_device()
+        record.update(
+            card=torch.cuda.get_device_name(index),
+            capability=".".join(map(str, torch.cuda.get_device_capability(index))),
+            driver=_driver_version(),
+            cuda_runtime=torch.version.cuda,
+        )
+    record["swiftlaunch_info"] = _swiftlaunch_info(env)
+    return record
+
+
+def versions_record(env: Env) -> dict[str, Any]:
+    import triton
+
+    return {
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "helion": _version("helion", env.helion) if env.helion is not None else None,
+        "swiftlaunch": _version("swiftlaunch", env.sl),
+        "swiftlaunch_native": "loaded" if env.native is not None else env.sl_error,
+    }
+
+
+def _header(mode: str, kernels: list[str], stacks: list[str], settings: Settings, env: Env,
+            cuda: bool) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "mode": mode,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_record(cuda, env),
+        "versions": versions_record(env),
+        "settings": {
+            "kernels": kernels,
+            "stacks": stacks,
+            "cpu_only_calls": settings.calls,
+            "wall_sync_calls": settings.wall_calls,
+            "reps": settings.reps,
+            "warmup": settings.warmup,
+        },
+        "stacks": {s: STACKS[s] for s in stacks},
+    }
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str] | tuple[str, str]], indent: str = "  ") -> list[str]:
+    """Aligned columns: first column left, the others right. A ``(first, text)`` row keeps the first
+    column aligned and lets ``text`` run on (a reason instead of figures)."""
+    grid = [r for r in rows if isinstance(r, list)]
+    widths = [max(len(r[i]) for r in [header, *grid]) for i in range(len(header))]
+    widths[0] = max([widths[0]] + [len(r[0]) for r in rows])
+
+    def line(row: list[str] | tuple[str, str]) -> str:
+        if isinstance(row, tuple):
+            return f"{indent}{row[0].ljust(widths[0])}  {row[1]}"
+        rest = (c.rjust(w) for c, w in zip(row[1:], widths[1:]))
+        return (indent + "  ".join([row[0].ljust(widths[0]), *rest])).rstrip()
+
+    return [line(header), *map(line, rows)]
+
+
+def _v(value: Any) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def _num(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "" if value is None else fmt.format(value)
+
+
+def format_launch_table(results: dict[str, Any]) -> str:
+    out: list[str] = []
+    m, v, s = results["machine"], results["versions"], results["settings"]
+    out.append(f"swiftlaunch bench: per-call host cost, us per call -- {_v(m.get('card'))}, "
+               f"driver {_v(m.get('driver'))}, torch {v['torch']}, triton {v['triton']}, helion {_v(v['helion'])}, "
+               f"swiftlaunch {_v(v['swiftlaunch'])}")
+    header = ["stack", "cpu_only", "min", "x eager", "x floor", "wall+sync", "min", "x eager", "check"]
+    for kernel, info in results["kernels"].items():
+        out.append("")
+        out.append(f"{kernel}: {info['title']}  (eager = {info['eager']})")
+        rows: list[list[str] | tuple[str, str]] = []
+        for c in (c for c in results["cells"] if c["kernel"] == kernel):
+            if c["status"] == "skipped":
+                rows.append((c["stack"], c["reason"]))
+            elif c["status"] != "ok":
+                rows.append((c["stack"], f"{c['status']}: {c['reason']}"))
+            else:
+                cpu, wall = c["cpu_only_us"] or {}, c["wall_sync_us"] or {}
+                rows.append([c["stack"], _num(cpu.get("median")), _num(cpu.get("min")),
+                             _num(c["ratio_to_eager"]["cpu_only"]), _num(c["ratio_to_floor"]["cpu_only"]),
+                             _num(wall.get("median")), _num(wall.get("min")),
+                             _num(c["ratio_to_eager"]["wall_sync"]), c["check"]])
+        out.extend(_table(header, rows))
+        stats = results.get("swiftlaunch_stats", {}).get(kernel)
+        if isinstance(stats, dict) and stats.get("fallbacks"):
+            out.append(f"  note: swiftlaunch stepped aside to Triton here: {stats['fallbacks']}")
+    out.append("")
+    out.append(f"cpu_only: {s['cpu_only_calls']} calls back to back, one sync, per call; wall+sync: a sync "
+               f"after each of {s['wall_sync_calls']} calls. Median and min of {s['reps']} interleaved "
+               f"repetitions after {s['warmup']} warm-up calls.")
+    out.extend(results["notes"])
+    out.append(f"The timing loop itself costs {results['loop_overhead_ns']:.0f} ns per call, included above.")
+    return "\n".join(out)
+
+
+def format_key_table(results: dict[str, Any]) -> str:
+    cpu, m, v = results["cpu"], results["machine"], results["versions"]
+    out = [*cpu["notes"], "",
+           f"host-side key per call, ns -- {m['cpu']}, Python {m['python']}, torch {v['torch']}, "
+           f"triton {v['triton']}, helion {_v(v['helion'])}, swiftlaunch {_v(v['swiftlaunch'])}"]
+    header = ["kernel", "stack", "median ns", "min ns", "x triton"]
+    rows: list[list[str] | tuple[str, str]] = []
+    for r in cpu["rows"]:
+        if r["status"] == "ok":
+            rows.append([r["kernel"], r["stack"], _num(r["median_ns"], "{:.0f}"), _num(r["min_ns"], "{:.0f}"),
+                         _num(r["ratio_to_triton"])])
+        elif r["status"] == "error":  # skipped rows are summarised once below the table
+            rows.append((r["kernel"], f"{r['stack']}: error: {r['reason']}"))
+    out.extend(_table(header, rows))
+    out.append("")
+    out.append("stacks: " + "; ".join(f"{k} = {w}" for k, w in KEY_IMPLS.items()))
+    skipped = {r["reason"] for r in cpu["rows"] if r["status"] == "skipped"}
+    out.extend(f"skipped: {reason}" for reason in sorted(skipped))
+    s = results["settings"]
+    out.append(f"{s['cpu_only_calls']} calls per repetition, median and min of {s['reps']} interleaved "
+               f"repetitions; the timing loop itself costs {results['loop_overhead_ns']:.0f} ns per call, "
+               "included above.")
+    out.append(f"Note: {NO_GPU_NOTE}.")
+    return "\n".join(out)
+
+
+def write_chart(path: Path, groups: list[str], series: list[str], value: Callable[[str, str], float | None],
+                xlabel: str, title: str, label_fmt: str = "{:.1f}") -> str | None:
+    """Horizontal grouped bars (one group per kernel, one bar per stack); returns why not, if not."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return "matplotlib is not installed: chart skipped"
+    # Only the stacks that have at least one value get a bar colour and a legend entry.
+    series = [s for s in series if any(value(g, s) is not None for g in groups)]
+    if not series:
+        return "nothing measured: chart skipped"
+    height = 0.8 / len(series)
+    fig = Figure(figsize=(10, 1.0 + 0.28 * len(groups) * len(series) + 0.3 * len(groups)))
+    FigureCanvasAgg(fig)  # the Agg canvas: no display needed
+    ax = fig.subplots()
+    colors = [f"C{i % 10}" for i in range(len(series))]
+    for j, (stack, color) in enumerate(zip(series, colors)):
+        ys, xs = [], []
+        for i, group in enumerate(groups):
+            x = value(group, stack)
+            if x is not None:
+                ys.append(i + (j - (len(series) - 1) / 2) * height)
+                xs.append(x)
+        bars = ax.barh(ys, xs, height=height * 0.9, color=color, label=stack)
+        ax.bar_label(bars, labels=[label_fmt.format(x) for x in xs], padding=2, fontsize=7)
+    ax.set_yticks(range(len(groups)), labels=groups)
+    ax.invert_yaxis()  # first kernel on top, as in the table
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.margins(x=0.12)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return None
+
+
+def _chart(results: dict[str, Any], out_dir: Path) -> tuple[Path, str | None]:
+    s = results["settings"]
+    if results["mode"] == "gpu":
+        path = out_dir / "launch_cost.png"
+        cells = {(c["kernel"], c["stack"]): c for c in results["cells"]}
+
+        def value(kernel, stack):
+            c = cells.get((kernel, stack))
+            return c["cpu_only_us"]["median"] if c and c["cpu_only_us"] else None
+
+        m = results["machine"]
+        title = f"per-call host cost, cpu_only median -- {_v(m.get('card'))}, driver {_v(m.get('driver'))}"
+        why = write_chart(path, s["kernels"], s["stacks"], value, "us per call", title)
+    else:
+        path = out_dir / "key_cost.png"
+        rows = {(r["kernel"], r["stack"]): r for r in results["cpu"]["rows"]}
+
+        def value(kernel, stack):
+            r = rows.get((kernel, stack))
+            return r["median_ns"] if r else None
+
+        title = f"host-side specialization / dispatch key, median (no GPU: {NO_GPU_NOTE})"
+        why = write_chart(path, s["kernels"], list(KEY_IMPLS), value, "ns per call", title, "{:.0f}")
+    return path, why
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def _pick(text: str | None, known: dict[str, str], aliases: dict[str, tuple[str, ...]], what: str,
+          default: tuple[str, ...]) -> list[str]:
+    if not text:
+        return list(default)
+    picked: list[str] = []
+    for name in (n.strip() for n in text.split(",") if n.strip()):
+        names = aliases.get(name, (name,))
+        for n in names:
+            if n not in known:
+                raise SystemExit(f"swiftlaunch bench: unknown {what} {n!r}; choose from "
+                                 f"{', '.join([*known, *aliases])}")
+            if n not in picked:
+                picked.append(n)
+    return [n for n in known if n in picked]  # table order
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m swiftlaunch bench",
+        description="Per-call host cost of launching small kernels through eager PyTorch, Triton, Helion "
+                    "and swiftlaunch, side by side. Without a CUDA GPU: the host-side dispatch key only.",
+    )
+    p.add_argument("--quick", action="store_true",
+                   help=f"kernels {', '.join(QUICK_KERNELS)}; 2000 calls, 3 repetitions")
+    p.add_argument("--kernels", metavar="A,B", help=f"kernels to run, from: {', '.join([*KERNELS, *KERNEL_ALIASES])}")
+    p.add_argument("--stacks", metavar="A,B", help=f"stacks to run, from: {', '.join(STACKS)}")
+    p.add_argument("--out", metavar="DIR", default="bench-out", help="where results.json and the chart go")
+    p.add_argument("--calls", type=int, metavar="N", help="cpu_only calls per repetition (wall+sync: N/10)")
+    p.add_argument("--reps", type=int, metavar="N", help="repetitions")
+    p.add_argument("--cpu", action="store_true",
+                   help="measure only the host-side dispatch key, as on a machine without a GPU")
+    args = p.parse_args(argv)
+    for opt in ("calls", "reps"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            p.error(f"--{opt} must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = Settings.from_args(args)
+    kernels = _pick(args.kernels, KERNELS, KERNEL_ALIASES, "kernel", QUICK_KERNELS if args.quick else tuple(KERNELS))
+    stacks = _pick(args.stacks, STACKS, {}, "stack", tuple(STACKS))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    if torch.cuda.is_available() and not args.cpu:
+        results = run_launch_bench(kernels, stacks, settings)
+        table = format_launch_table(results)
+        failed = [c for c in results["cells"] if c["status"] in ("error", "wrong")]
+    else:
+        if not torch.cuda.is_available():
+            _progress(f"swiftlaunch bench: no CUDA GPU -- {NO_GPU_NOTE}; measuring the host-side "
+                      "dispatch key on CPU tensors instead")
+        results = run_key_bench(kernels, stacks, settings)
+        table = format_key_table(results)
+        failed = [r for r in results["cpu"]["rows"] if r["status"] == "error"]
+
+    chart_path, chart_skipped = _chart(results, out_dir)
+    results["chart"] = None if chart_skipped else chart_path.name
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    (out_dir / "table.txt").write_text(table + "\n")
+    print(table)
+    print()
+    print(f"wrote {out_dir / 'results.json'}, {out_dir / 'table.txt'}"
+          + (f", {chart_path}" if not chart_skipped else f" ({chart_skipped})"))
+    if failed:
+        print(f"{len(failed)} cell(s) failed: " + "; ".join(f"{c['kernel']}/{c['stack']}: {c['reason']}"
+                                                           for c in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

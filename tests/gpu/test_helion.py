@@ -1,0 +1,97 @@
+"""Helion kernels launched through swiftlaunch must compute what Helion's default launcher computes.
+
+Helion's generated host wrapper takes a keyword-only ``_launcher`` (default: Helion's
+``default_launcher``, which calls ``triton_kernel.run``). swiftlaunch plugs in there two ways:
+``swiftlaunch.helion.accelerate(kernel)`` and passing ``_launcher=swiftlaunch.Launcher()`` to the
+wrapper that ``BoundKernel.compile_config`` returns.
+"""
+
+import pytest
+import torch
+
+helion = pytest.importorskip("helion")
+hl = pytest.importorskip("helion.language")
+
+import swiftlaunch  # noqa: E402
+import swiftlaunch.helion as sl_helion  # noqa: E402
+
+from .helpers import assert_same, counters  # noqa: E402
+
+N = 5000  # not a multiple of the block size, so the kernel masks its last block
+BLOCK = 1024
+
+
+def make_add_kernel():
+    """A fresh Helion kernel for each test, since accelerate() may change the kernel it is given."""
+
+    @helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=True)
+    def helion_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)
+        for tile in hl.tile(out.size()):
+            out[tile] = x[tile] + y[tile]
+        return out
+
+    return helion_add
+
+
+def inputs():
+    """(aligned x, aligned y, misaligned x, misaligned y), all of shape (N,), so one bound kernel."""
+    g = torch.Generator(device="cuda").manual_seed(0)
+    xb = torch.randn(N + 1, generator=g, device="cuda")
+    yb = torch.randn(N + 1, generator=g, device="cuda")
+    x, y, xm, ym = xb[:N], yb[:N], xb[1:], yb[1:]
+    assert x.data_ptr() % 16 == 0 and xm.data_ptr() % 16 == 4
+    return x, y, xm, ym
+
+
+def test_accelerate_matches_default_launcher():
+    x, y, xm, ym = inputs()
+    kernel = make_add_kernel()
+    # References from Helion's own launcher, before accelerating.
+    expected = kernel(x, y)
+    expected_misaligned = kernel(xm, ym)
+    assert_same(expected, x + y, "Helion vs torch")
+    assert_same(expected_misaligned, xm + ym, "Helion vs torch (misaligned)")
+
+    accelerated = sl_helion.accelerate(kernel)
+    # accelerate() may patch the kernel in place or hand back the kernel to call.
+    fast_kernel = kernel if accelerated is None else accelerated
+
+    before = counters()
+    assert_same(fast_kernel(x, y), expected, "first accelerated call")
+    assert_same(fast_kernel(x, y), expected, "second accelerated call, same input")
+    assert_same(fast_kernel(xm, ym), expected_misaligned, "misaligned input after an aligned call")
+    assert_same(fast_kernel(x, y), expected, "aligned again")
+    assert_same(fast_kernel(xm, ym), expected_misaligned, "misaligned again")
+    after = counters()
+    # The launches went through swiftlaunch, and repeated ones were served natively.
+    assert after[0] - before[0] >= 2, swiftlaunch.stats()
+
+
+def test_accelerate_misaligned_first():
+    x, y, xm, ym = inputs()
+    kernel = make_add_kernel()
+    accelerated = sl_helion.accelerate(kernel)
+    fast_kernel = kernel if accelerated is None else accelerated
+    for a, b in [(xm, ym), (x, y), (xm, ym), (x, y)]:
+        assert_same(fast_kernel(a, b), a + b, "accelerated Helion add")
+
+
+def test_launcher_passed_as_helion_launcher():
+    x, y, xm, ym = inputs()
+    kernel = make_add_kernel()
+    bound = kernel.bind((x, y))
+    # The generated host function: def helion_add(x, y, *, _launcher=_default_launcher).
+    wrapper = bound.compile_config(helion.Config(block_sizes=[BLOCK]))
+    expected = wrapper(x, y)
+    expected_misaligned = wrapper(xm, ym)
+    assert_same(expected, x + y, "Helion vs torch")
+
+    launch = swiftlaunch.Launcher()
+    before = counters()
+    for i in range(3):
+        assert_same(wrapper(x, y, _launcher=launch), expected, f"Launcher call {i}")
+    assert_same(wrapper(xm, ym, _launcher=launch), expected_misaligned, "Launcher, misaligned input")
+    assert_same(wrapper(x, y, _launcher=launch), expected, "Launcher, aligned again")
+    after = counters()
+    assert after[0] - before[0] >= 2, swiftlaunch.stats()
