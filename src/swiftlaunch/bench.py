@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import gc
 import importlib
-import io
 import json
 import os
 import platform
@@ -75,7 +74,7 @@ QUICK_KERNELS = ("vec_add", "scalar_args")
 KEY_IMPLS: dict[str, str] = {
     "triton": "Triton binder + compute_cache_key (as in JITFunction.run)",
     "helion": "Helion Kernel.specialization_key(args)",
-    "swiftlaunch": "swiftlaunch.dispatch_key(kernel, *args, **meta)",
+    "swiftlaunch": "swiftlaunch.dispatch_key(swiftlaunch.fast(kernel), *args, **meta)",
 }
 
 NO_GPU_NOTE = "launch figures need a CUDA GPU"
@@ -132,10 +131,6 @@ class BenchKernel:
     helion_config: dict[str, Any]
     rtol: float
     atol: float
-
-    @property
-    def title(self) -> str:
-        return KERNELS[self.name]
 
 
 def make_kernel(name: str, device: str) -> BenchKernel:
@@ -340,28 +335,31 @@ def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
     return (grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1)
 
 
-def _compiled(bk: BenchKernel) -> tuple[Any, torch.Tensor, tuple]:
-    """Compile through Triton's own path; return the CompiledKernel, the output used, and the
-    arguments after the output in declaration order (constexprs included), as Triton passes them
-    to ``CompiledKernel.run``."""
+def _bound_tail(bk: BenchKernel, out: torch.Tensor) -> tuple:
+    """The arguments after the output in declaration order, constexprs included: what Triton
+    passes to ``CompiledKernel.run`` (``*bound_args.values()``)."""
     import inspect
 
-    out = torch.empty_like(bk.like)
-    compiled = bk.jit_fn[bk.grid](out, *bk.args, **bk.constexprs)
-    if compiled is None or not hasattr(compiled, "packed_metadata"):
-        raise Unavailable("Triton returned no CompiledKernel (TRITON_INTERPRET?)")
     bound = inspect.signature(bk.jit_fn.fn).bind(out, *bk.args, **bk.constexprs)
     bound.apply_defaults()
-    return compiled, out, tuple(bound.arguments.values())[1:]
+    return tuple(bound.arguments.values())[1:]
+
+
+def _compiled(bk: BenchKernel) -> Any:
+    """The CompiledKernel Triton's own path picks (and compiles, the first time) for these arguments."""
+    compiled = bk.jit_fn[bk.grid](torch.empty_like(bk.like), *bk.args, **bk.constexprs)
+    if compiled is None or not hasattr(compiled, "packed_metadata"):
+        raise Unavailable("Triton returned no CompiledKernel (TRITON_INTERPRET?)")
+    return compiled
 
 
 def _prep_eager(bk: BenchKernel, env: Env) -> Prepared:
     return Prepared(call=bk.eager, check=bk.eager)
 
 
-def _launching(launcher_of: Callable[[], Any], bk: BenchKernel) -> Prepared:
-    # ``launcher_of()[grid]`` runs on every call, as in user code (``kernel[grid](...)``).
-    kernel, grid, args, cx, like, empty_like = launcher_of(), bk.grid, bk.args, bk.constexprs, bk.like, torch.empty_like
+def _launching(kernel: Any, bk: BenchKernel) -> Prepared:
+    # ``kernel[grid]`` runs on every call, as in user code.
+    grid, args, cx, like, empty_like = bk.grid, bk.args, bk.constexprs, bk.like, torch.empty_like
 
     def call():
         out = empty_like(like)
@@ -372,13 +370,17 @@ def _launching(launcher_of: Callable[[], Any], bk: BenchKernel) -> Prepared:
 
 
 def _prep_triton(bk: BenchKernel, env: Env) -> Prepared:
-    return _launching(lambda: bk.jit_fn, bk)
+    return _launching(bk.jit_fn, bk)
 
 
 def _prep_swiftlaunch(bk: BenchKernel, env: Env) -> Prepared:
     if env.sl_error:
         raise Unavailable(env.sl_error)
-    return _launching(lambda: env.sl.fast(bk.jit_fn), bk)
+    kernel = env.sl.fast(bk.jit_fn)
+    # No native key means every call would go to Triton: timing it would only time Triton again.
+    if env.sl.dispatch_key(kernel, torch.empty_like(bk.like), *bk.args, **bk.constexprs) is None:
+        raise Unavailable(f"swiftlaunch steps aside to Triton here ({kernel!r})")
+    return _launching(kernel, bk)
 
 
 def _prep_compiled_run(bk: BenchKernel, env: Env) -> Prepared:
@@ -386,7 +388,8 @@ def _prep_compiled_run(bk: BenchKernel, env: Env) -> Prepared:
     # kernel.launch_metadata(...) and knobs.runtime.launch_enter_hook / launch_exit_hook, HookChain
     # objects that the C launcher calls on every launch even when empty; here they are None, and the
     # stream is read once, so this is Triton's C launcher alone (floor-like).
-    compiled, _, tail = _compiled(bk)
+    compiled = _compiled(bk)
+    tail = _bound_tail(bk, bk.like)
     g0, g1, g2 = _grid3(bk.grid)
     stream = torch.cuda.current_stream().cuda_stream
     function, packed, like, empty_like = compiled.function, compiled.packed_metadata, bk.like, torch.empty_like
@@ -424,12 +427,13 @@ def _prep_swiftlaunch_helion(bk: BenchKernel, env: Env) -> Prepared:
         raise Unavailable(env.sl_error)
     kernel, args = _helion_kernel(bk, env), bk.helion_args
     kernel(*args)  # compile and bind first: accelerate may work on the bound kernels
-    accelerated = importlib.import_module("swiftlaunch.helion").accelerate(kernel)
-    # accelerate may return a callable or change the kernel in place.
-    target = accelerated if callable(accelerated) else kernel
+    # accelerate patches the kernel's compiled host wrappers in place and says how many.
+    patched = importlib.import_module("swiftlaunch.helion").accelerate(kernel)
+    if patched == 0:
+        raise RuntimeError("swiftlaunch.helion.accelerate patched no host wrapper")
 
     def call():
-        return target(*args)
+        return kernel(*args)
 
     return Prepared(call=call, check=call)
 
@@ -448,16 +452,27 @@ def _prep_empty_like(bk: BenchKernel, env: Env) -> Prepared:
 
 
 def _prep_raw_launch(bk: BenchKernel, env: Env) -> Prepared:
+    # The Swift core's launch of its own cache entry for these arguments, without anything per call:
+    # _native.raw_launch_loop(kernel, token, grid, args, stream, device, iterations) packs `args`
+    # (every parameter, constexprs included, in declaration order) once and calls cuLaunchKernelEx
+    # `iterations` times. The entry exists once swiftlaunch.fast(kernel) has launched these arguments.
     if env.sl_error:
         raise Unavailable(env.sl_error)
     raw_launch_loop = getattr(env.native, "raw_launch_loop", None)
     if raw_launch_loop is None:
         raise Unavailable("swiftlaunch._native has no raw_launch_loop")
-    compiled, out, tail = _compiled(bk)
-    grid, args = _grid3(bk.grid), (out, *tail)
+    fast_kernel = env.sl.fast(bk.jit_fn)
+    out = torch.empty_like(bk.like)
+    fast_kernel[bk.grid](out, *bk.args, **bk.constexprs)  # a miss: Triton launches, the core caches it
+    device = torch.cuda.current_device()
+    token = fast_kernel.key(device, out, *bk.args, **bk.constexprs)
+    if token is None:
+        raise Unavailable("swiftlaunch steps aside to Triton for these arguments: no native entry")
+    grid, args = _grid3(bk.grid), (out, *_bound_tail(bk, out))
+    stream = torch.cuda.current_stream().cuda_stream
 
     def batch(n: int):
-        return raw_launch_loop(compiled, grid, args, n)
+        return raw_launch_loop(fast_kernel, token, grid, args, stream, device, n)
 
     def check():
         out.fill_(float("nan"))
@@ -681,9 +696,12 @@ def _helion_key_call(bk: BenchKernel, env: Env) -> Callable[[], Any]:
 def _swiftlaunch_key_call(bk: BenchKernel, env: Env) -> Callable[[], Any]:
     if env.sl_error:
         raise Unavailable(env.sl_error)
-    dispatch_key, k = env.sl.dispatch_key, bk.jit_fn
+    # Wrap once, as a program would: dispatch_key on a bare JITFunction wraps it on every call.
+    dispatch_key, kernel = env.sl.dispatch_key, env.sl.fast(bk.jit_fn)
     out, args, cx = torch.empty_like(bk.like), bk.args, bk.constexprs
-    return lambda: dispatch_key(k, out, *args, **cx)
+    if dispatch_key(kernel, out, *args, **cx) is None:
+        raise Unavailable(f"no native key: swiftlaunch steps aside to Triton here ({kernel!r})")
+    return lambda: dispatch_key(kernel, out, *args, **cx)
 
 
 KEY_CALL: dict[str, Callable[[BenchKernel, Env], Callable[[], Any]]] = {
@@ -788,18 +806,13 @@ def _version(dist: str, module: Any = None) -> str | None:
 
 
 def _swiftlaunch_info(env: Env) -> Any:
-    info = getattr(env.sl, "info", None) if env.sl is not None else None
-    if not callable(info):
+    """What ``python -m swiftlaunch info`` reports (driver, GPUs), when swiftlaunch imports."""
+    if env.sl is None:
         return None
-    printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
-            returned = info()
-    except Exception as e:  # noqa: BLE001
-        return f"info() failed: {type(e).__name__}: {_first_line(e)}"
-    if isinstance(returned, (dict, list, str, int, float, bool)):
-        return returned
-    return printed.getvalue().strip() or (None if returned is None else repr(returned))
+        return importlib.import_module("swiftlaunch.info").collect()
+    except Exception as e:  # noqa: BLE001 - a record, not a requirement
+        return f"swiftlaunch.info.collect() failed: {type(e).__name__}: {_first_line(e)}"
 
 
 def machine_record(cuda: bool, env: Env) -> dict[str, Any]:
@@ -857,9 +870,9 @@ def _header(mode: str, kernels: list[str], stacks: list[str], settings: Settings
 # --- output -------------------------------------------------------------------------------------
 
 
-def _table(header: list[str], rows: list[list[str] | tuple[str, str]], indent: str = "  ") -> list[str]:
-    """Aligned columns: first column left, the others right. A ``(first, text)`` row keeps the first
-    column aligned and lets ``text`` run on (a reason instead of figures)."""
+def _table(header: list[str], rows: list[list[str] | tuple[str, str]], left: int = 1, indent: str = "  ") -> list[str]:
+    """Aligned columns: the first ``left`` columns left-aligned (names), the others right-aligned
+    (figures). A ``(first, text)`` row keeps the first column aligned and lets ``text`` run on."""
     grid = [r for r in rows if isinstance(r, list)]
     widths = [max(len(r[i]) for r in [header, *grid]) for i in range(len(header))]
     widths[0] = max([widths[0]] + [len(r[0]) for r in rows])
@@ -867,8 +880,8 @@ def _table(header: list[str], rows: list[list[str] | tuple[str, str]], indent: s
     def line(row: list[str] | tuple[str, str]) -> str:
         if isinstance(row, tuple):
             return f"{indent}{row[0].ljust(widths[0])}  {row[1]}"
-        rest = (c.rjust(w) for c, w in zip(row[1:], widths[1:]))
-        return (indent + "  ".join([row[0].ljust(widths[0]), *rest])).rstrip()
+        cells = (c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return (indent + "  ".join(cells)).rstrip()
 
     return [line(header), *map(line, rows)]
 
@@ -929,7 +942,7 @@ def format_key_table(results: dict[str, Any]) -> str:
                          _num(r["ratio_to_triton"])])
         elif r["status"] == "error":  # skipped rows are summarised once below the table
             rows.append((r["kernel"], f"{r['stack']}: error: {r['reason']}"))
-    out.extend(_table(header, rows))
+    out.extend(_table(header, rows, left=2))
     out.append("")
     out.append("stacks: " + "; ".join(f"{k} = {w}" for k, w in KEY_IMPLS.items()))
     skipped = {r["reason"] for r in cpu["rows"] if r["status"] == "skipped"}

@@ -17,8 +17,12 @@ _HERE = Path(__file__).resolve().parent
 def pytest_report_header(config):
     if not torch.cuda.is_available():
         return "swiftlaunch GPU tests: no CUDA device, tests/gpu is skipped"
-    native = "native core loaded" if swiftlaunch.native_available() else f"native core NOT loaded: {swiftlaunch.native_error()}"
-    return f"swiftlaunch GPU tests on {torch.cuda.get_device_name()} (sm{''.join(map(str, torch.cuda.get_device_capability()))}); {native}"
+    if swiftlaunch.native_available():
+        native = "native core loaded"
+    else:
+        native = f"native core NOT loaded: {swiftlaunch.native_error()}"
+    major, minor = torch.cuda.get_device_capability()
+    return f"swiftlaunch GPU tests on {torch.cuda.get_device_name()} (sm{major}{minor}); {native}"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,9 +39,3 @@ def pytest_collection_modifyitems(config, items):
 def fresh_stats():
     """Zero swiftlaunch's counters so each test sees only its own hits, misses and fallbacks."""
     swiftlaunch.stats(reset=True)
-    yield
-
-
-@pytest.fixture
-def device_capability():
-    return torch.cuda.get_device_capability()

@@ -191,9 +191,10 @@ ANNOTATED = {
 def test_annotated_scalar(kind, value):
     # Annotated parameters use the annotation's type whatever the Python value: floats are never
     # specialized, ints keep their divisibility key. Out-of-range values must fail (or not) exactly as
-    # in Triton, with the same output written.
+    # in Triton. When fp16 packing overflows, Triton still launches, with an uninitialized 16-bit
+    # value, and raises afterwards: only the error can be compared then.
     kernel, dtype, _ = ANNOTATED[kind]
-    check_differential(kernel, (1,), [Out(1, dtype, fill=9), value])
+    check_differential(kernel, (1,), [Out(1, dtype, fill=9), value], outputs_undefined_on_error=kind == "fp16")
 
 
 def test_bf16_truncation_matches_triton():

@@ -1,0 +1,21 @@
+"""Kernels for the CPU tests (Triton needs them in a real source file). Never launched here."""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def add_kernel(x, y, out, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(out + offsets, tl.load(x + offsets, mask=mask) + tl.load(y + offsets, mask=mask), mask=mask)
+
+
+@triton.jit
+def mixed_kernel(a, b, c, d, e, f, g, h):
+    pass
+
+
+@triton.jit(do_not_specialize=["d"], do_not_specialize_on_alignment=["e"])
+def flags_kernel(a, b, c, d, e, f: tl.int32, g: tl.float16, h: tl.constexpr):
+    pass
