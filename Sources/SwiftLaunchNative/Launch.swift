@@ -127,7 +127,6 @@ struct LaunchCall {
 
     private func withBoundValues(_ bound: UnsafeBufferPointer<PyPtr?>,
                                  options: UnsafeBufferPointer<(UInt32, PyPtr)>) -> PyPtr? {
-        let runtime = Runtime.shared
         let count = bound.count
         return withUnsafeTemporaryAllocation(of: ArgumentValue.self, capacity: count) { values -> PyPtr? in
             for index in 0..<count {
@@ -136,7 +135,7 @@ struct LaunchCall {
                 if state.traits[index].isConstexpr {
                     value = ArgumentReading.keyedValue(object)
                 } else {
-                    value = ArgumentReading.runtimeValue(object, runtime: runtime)
+                    value = ArgumentReading.runtimeValue(object)
                 }
                 guard let value else { return fallback("argument type not handled") }
                 (values.baseAddress! + index).initialize(to: value)
@@ -146,7 +145,7 @@ struct LaunchCall {
             if let probeDevice {
                 device = Int(probeDevice)
             } else {
-                guard let deviceFunction = runtime.currentDevice else { return fallback("no CUDA device") }
+                guard let deviceFunction = Runtime.shared.currentDevice else { return fallback("no CUDA device") }
                 guard let deviceObject = call(deviceFunction) else { return nil }
                 device = PyLong_AsLong(deviceObject)
                 SL_DecRef(deviceObject)
@@ -192,19 +191,18 @@ struct LaunchCall {
 
     /// Everything that makes Triton's call do more than launch: any of it sends the call to Triton.
     private func guardFailure() -> String? {
-        let runtime = Runtime.shared
         let function = state.function.object
         guard let hooks = PyObject_GetAttr(function, Names.preRunHooks) else { PyErr_Clear(); return "pre-run hook" }
         let hookCount = SL_ListCheck(hooks) != 0 ? PyList_Size(hooks) : -1
         SL_DecRef(hooks)
         if hookCount != 0 { return "pre-run hook" }
         if let reason = truthy(function, Names.debug, "debug") { return reason }
-        guard let knobs = runtime.runtimeKnobs, let compilation = runtime.compilationKnobs else {
+        guard let knobs = Runtime.shared.runtimeKnobs, let compilation = Runtime.shared.compilationKnobs else {
             return "triton not configured"
         }
         if let reason = truthy(knobs, Names.debug, "debug") { return reason }
         if let reason = truthy(compilation, Names.instrumentationMode, "instrumentation") { return reason }
-        for name in [Names.launchEnterHook!, Names.launchExitHook!] where !isEmptyHook(knobs, name) {
+        if !isEmptyHook(knobs, Names.launchEnterHook) || !isEmptyHook(knobs, Names.launchExitHook) {
             return "launch hook"
         }
         guard let stages = PyObject_GetAttr(knobs, Names.stagesHook) else { PyErr_Clear(); return "stages hook" }
@@ -265,10 +263,9 @@ struct LaunchCall {
 
     private func launchHit(_ entry: CacheEntry, bound: UnsafeBufferPointer<PyPtr?>,
                            values: UnsafeBufferPointer<ArgumentValue>, device: Int32) -> PyPtr? {
-        let runtime = Runtime.shared
-        guard let driver = runtime.driver else { return fallback("no CUDA driver") }
+        guard let driver = Runtime.shared.driver else { return fallback("no CUDA driver") }
         guard globalsUnchanged() else { return fallback("captured global changed") }
-        guard let streamFunction = runtime.currentStream, let deviceObject = newInteger(Int(device)) else {
+        guard let streamFunction = Runtime.shared.currentStream, let deviceObject = newInteger(Int(device)) else {
             return fallback("no CUDA device")
         }
         let streamObject = call(streamFunction, deviceObject)
@@ -338,16 +335,20 @@ struct LaunchCall {
         }
         let size = PySequence_Size(gridObject)
         guard size >= 1 else { PyErr_Clear(); return .notHandled }
-        var dims: [Int64] = [1, 1, 1]
+        var resolved = Grid(x: 1)
         for index in 0..<min(size, 3) {
             guard let item = PySequence_GetItem(gridObject, index) else { PyErr_Clear(); return .notHandled }
             defer { SL_DecRef(item) }
             guard SL_LongCheck(item) != 0, let value = readInteger(item), let narrow = Int64(exactly: value) else {
                 return .notHandled
             }
-            dims[index] = narrow
+            switch index {
+            case 0: resolved.x = narrow
+            case 1: resolved.y = narrow
+            default: resolved.z = narrow
+            }
         }
-        return .grid(Grid(x: dims[0], y: dims[1], z: dims[2]))
+        return .grid(resolved)
     }
 
     private enum ScratchResult {

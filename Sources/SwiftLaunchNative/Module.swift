@@ -62,7 +62,7 @@ private let specializeFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, 
     }
     let object = args[0]!
     let runtime = Runtime.shared
-    var value = ArgumentReading.runtimeValue(object, runtime: runtime)
+    var value = ArgumentReading.runtimeValue(object)
     if value == nil && SL_LongCheck(object) != 0 && SL_BoolCheck(object) == 0 {
         raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
         return nil
@@ -193,7 +193,7 @@ private let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>
     for index in 0..<PyTuple_Size(argTuple) {
         let object = PyTuple_GetItem(argTuple, index)!
         let value = state.traits.indices.contains(index) && state.traits[index].isConstexpr
-            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object, runtime: Runtime.shared)
+            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object)
         guard let value else {
             raise(SL_ExcTypeError(), "argument \(index) not handled")
             return nil

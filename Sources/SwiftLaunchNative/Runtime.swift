@@ -74,10 +74,10 @@ struct Stats {
 enum ArgumentReading {
     /// Reads a runtime (non-constexpr) argument; nil when it is of a kind handled only by Triton.
     @inline(__always)
-    static func runtimeValue(_ object: PyPtr, runtime: Runtime) -> ArgumentValue? {
-        if runtime.isTensor(object) {
+    static func runtimeValue(_ object: PyPtr) -> ArgumentValue? {
+        if Runtime.shared.isTensor(object) {
             guard let dtype = PyObject_GetAttr(object, Names.dtype) else { PyErr_Clear(); return nil }
-            let index = runtime.dtypeIndex(dtype)
+            let index = Runtime.shared.dtypeIndex(dtype)
             SL_DecRef(dtype)
             guard let index else { return nil }
             guard let pointer = callMethodNoArgs(object, Names.dataPtr) else { PyErr_Clear(); return nil }

@@ -11,8 +11,7 @@ Conventions that keep the benchmark's call sites identical across stacks:
 The ``helion_*`` functions are the same computations written for Helion. They are left
 undecorated: ``bench`` wraps each one with ``helion.kernel(config=..., static_shapes=True)``
 once per stack, so that accelerating one Helion kernel object cannot leak into the plain
-``helion`` stack. Helion is optional; ``hl`` is ``None`` when it is not importable and the
-Helion stacks are skipped.
+``helion`` stack.
 """
 
 from __future__ import annotations
@@ -21,10 +20,21 @@ import torch
 import triton
 import triton.language as tl
 
-try:  # Helion is optional; its kernels are only traced when it imports.
-    import helion.language as hl
-except Exception:  # noqa: BLE001 - any import failure means "no Helion" (1.5.1 raises ImportError on torch 2.11)
-    hl = None
+# helion.language, set by load_helion(). Helion is optional and takes seconds to import, so it is
+# imported only when a Helion stack runs; the helion_* functions look ``hl`` up when Helion traces
+# them, which is after load_helion().
+hl = None
+
+
+def load_helion():
+    """Imports Helion for the ``helion_*`` functions and returns the ``helion`` module; raises
+    whatever Helion's import raises (helion 1.5.1, for one, does not import on torch 2.11)."""
+    global hl
+    import helion
+    import helion.language
+
+    hl = helion.language
+    return helion
 
 
 # --- Triton kernels ------------------------------------------------------------------------

@@ -203,8 +203,9 @@ def make_kernel(name: str, device: str) -> BenchKernel:
             eager=lambda: torch.matmul(a, b), eager_label="torch.matmul(a, b)",
             helion_fn=K.helion_matmul, helion_args=(a, b),
             helion_config={"block_sizes": [64, 64, 32], "num_warps": 4, "num_stages": 3},
-            # fp16 output of a 128-term fp32 accumulation; summation order differs from cuBLAS.
-            rtol=1e-2, atol=1e-2,
+            # fp16 output (values ~ +-11) of a 128-term accumulation whose order, and for cuBLAS
+            # possibly precision, differs: a few fp16 ulps. A wrong kernel is off by whole units.
+            rtol=2e-2, atol=5e-2,
         )
     raise ValueError(f"unknown kernel {name!r}")
 
@@ -240,7 +241,9 @@ def probe_env(want_helion: bool = True) -> Env:
             env.native = getattr(env.sl, "_native", None) or importlib.import_module("swiftlaunch._native")
     if want_helion:
         try:
-            env.helion = importlib.import_module("helion")
+            from swiftlaunch import _bench_kernels
+
+            env.helion = _bench_kernels.load_helion()
         except Exception as e:  # noqa: BLE001 - e.g. helion 1.5.1 raises ImportError on torch 2.11
             env.helion_error = f"helion does not import: {type(e).__name__}: {e}"
     else:
@@ -389,7 +392,7 @@ def _prep_compiled_run(bk: BenchKernel, env: Env) -> Prepared:
     # objects that the C launcher calls on every launch even when empty; here they are None, and the
     # stream is read once, so this is Triton's C launcher alone (floor-like).
     compiled = _compiled(bk)
-    tail = _bound_tail(bk, bk.like)
+    tail = _bound_tail(bk, bk.like)  # the output slot is filled per call; only the tail is kept
     g0, g1, g2 = _grid3(bk.grid)
     stream = torch.cuda.current_stream().cuda_stream
     function, packed, like, empty_like = compiled.function, compiled.packed_metadata, bk.like, torch.empty_like
@@ -463,11 +466,11 @@ def _prep_raw_launch(bk: BenchKernel, env: Env) -> Prepared:
         raise Unavailable("swiftlaunch._native has no raw_launch_loop")
     fast_kernel = env.sl.fast(bk.jit_fn)
     out = torch.empty_like(bk.like)
+    if env.sl.dispatch_key(fast_kernel, out, *bk.args, **bk.constexprs) is None:
+        raise Unavailable(f"swiftlaunch steps aside to Triton here ({fast_kernel!r}): no native entry")
     fast_kernel[bk.grid](out, *bk.args, **bk.constexprs)  # a miss: Triton launches, the core caches it
     device = torch.cuda.current_device()
-    token = fast_kernel.key(device, out, *bk.args, **bk.constexprs)
-    if token is None:
-        raise Unavailable("swiftlaunch steps aside to Triton for these arguments: no native entry")
+    token = fast_kernel.key(device, out, *bk.args, **bk.constexprs)  # the cache entry's key
     grid, args = _grid3(bk.grid), (out, *_bound_tail(bk, out))
     stream = torch.cuda.current_stream().cuda_stream
 
@@ -524,12 +527,22 @@ def _poison(like: torch.Tensor) -> None:
     torch.empty_like(like).fill_(float("nan"))
 
 
-def _check(bk: BenchKernel, prepared: Prepared, reference: torch.Tensor, keep: list) -> str:
+def _steady_output(bk: BenchKernel, prepared: Prepared, keep: list) -> torch.Tensor:
+    """The output of a steady-state call: the second one, since a first call may compile or take
+    a cache-miss path (swiftlaunch lets Triton run its misses) that is not what gets timed."""
+    prepared.check()
     _poison(bk.like)
     out = prepared.check()
     keep.append(out)  # keep it alive so no later stack can be handed this block
-    torch.testing.assert_close(out, reference, rtol=bk.rtol, atol=bk.atol)
-    return "ok"
+    return out
+
+
+def _mismatch(bk: BenchKernel, out: torch.Tensor, reference: torch.Tensor) -> str | None:
+    try:
+        torch.testing.assert_close(out, reference, rtol=bk.rtol, atol=bk.atol)
+    except AssertionError as e:
+        return _first_line(e, 2) or "mismatch"  # assert_close says what, then how many differ
+    return None
 
 
 def _progress(text: str) -> None:
@@ -548,18 +561,21 @@ def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Setting
         cell = cells[name]
         try:
             prepared = PREPARE[name](bk, env)
-            if prepared.check is not None:
-                cell.check = _check(bk, prepared, reference, keep)
+            out = _steady_output(bk, prepared, keep) if prepared.check is not None else None
             sync()
         except Unavailable as e:
             cell.fail("skipped", str(e))
-        except AssertionError as e:
-            cell.check = _first_line(e, 2) or "mismatch"  # assert_close: what, then how many differ
-            cell.fail("wrong", f"output differs from {bk.eager_label}: {cell.check}")
+            continue
         except Exception as e:  # noqa: BLE001 - one broken stack must not stop the others
             cell.fail("error", e)
-        else:
-            ready[name] = prepared
+            continue
+        if out is not None:
+            mismatch = _mismatch(bk, out, reference)
+            cell.check = mismatch or "ok"
+            if mismatch:
+                cell.fail("wrong", f"output differs from {bk.eager_label}: {mismatch}")
+                continue
+        ready[name] = prepared
     del keep
 
     for name, prepared in list(ready.items()):

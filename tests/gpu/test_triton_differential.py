@@ -226,7 +226,9 @@ def test_constexpr_instance_and_default_for_runtime_parameter():
     x, y = randn(500, seed=11), randn(500, seed=12)
     base = [x, y, Out(500, torch.float32), 500, 1.5]
     check_differential(zoo.scaled_add_kernel, (2,), base)  # k defaults to 0
-    check_differential(zoo.scaled_add_kernel, (2,), base + [tl.constexpr(5)])  # k a constexpr instance
+    # A tl.constexpr instance for a runtime parameter is keyed by Triton on the instance itself: the
+    # core hands such calls to Triton (counted as a fallback), so only the results are compared.
+    check_differential(zoo.scaled_add_kernel, (2,), base + [tl.constexpr(5)], expect_hit=False)
     check_differential(zoo.scaled_add_kernel, (2,), base, {"k": 5, "BLOCK": 256})
 
 
