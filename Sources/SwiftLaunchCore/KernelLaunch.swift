@@ -12,7 +12,7 @@ public struct CompiledLaunch: Equatable, Sendable {
     /// One entry per bound argument, in parameter order.
     public var slots: [ParameterSlot]
     /// Kernel parameters: the non-dropped slots plus Triton's two hidden scratch pointers.
-    public let parameterCount: Int
+    public var parameterCount: Int { slots.lazy.filter { $0 != .dropped }.count + 2 }
 
     public init(function: UInt64, numWarps: UInt32, numCTAs: UInt32, sharedMemory: UInt32,
                 cooperative: Bool, pdl: Bool, globalScratchSize: Int = 0, globalScratchAlign: Int = 1,
@@ -26,7 +26,6 @@ public struct CompiledLaunch: Equatable, Sendable {
         self.globalScratchSize = globalScratchSize
         self.globalScratchAlign = globalScratchAlign
         self.slots = slots
-        parameterCount = slots.lazy.filter { $0 != .dropped }.count + 2
     }
 }
 

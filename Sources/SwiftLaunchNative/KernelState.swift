@@ -64,5 +64,3 @@ final class KernelState {
 
 /// The most parameters a kernel may have on the fast path (bound-argument storage is on the stack).
 let maxParameters = 256
-/// Dispatch-key words: a device word, up to three per parameter, four per option.
-let maxKeyWords = 1 + 3 * maxParameters + 4 * 32

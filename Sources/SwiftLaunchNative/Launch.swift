@@ -151,7 +151,9 @@ struct LaunchCall {
                 SL_DecRef(deviceObject)
                 if device == -1 && PyErr_Occurred() != nil { return nil }
             }
-            return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: maxKeyWords) { words -> PyPtr? in
+            // Sized to the call (at most three words a parameter, four an option) so it stays on the stack.
+            let capacity = 1 + 3 * count + 4 * options.count
+            return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: capacity) { words -> PyPtr? in
                 var writer = DispatchKeyWriter(storage: words)
                 do {
                     try writer.appendDevice(Int32(truncatingIfNeeded: device))

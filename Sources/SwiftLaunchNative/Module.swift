@@ -170,7 +170,7 @@ private let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>
     _, args, nargs in
     guard let args, nargs == 7, let kernel = args[0], let token = args[1], let gridObject = args[2],
           let argTuple = args[3], SL_TupleCheck(argTuple) != 0,
-          UnsafeMutableRawPointer(SL_Type(kernel)) == UnsafeMutableRawPointer(Objects.kernelType)
+          PyObject_IsInstance(kernel, Objects.kernelType) == 1
     else {
         raise(SL_ExcTypeError(), "raw_launch_loop(kernel, token, grid, args, stream, device, iterations)")
         return nil

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SwiftLaunchCore
 import Testing
 
@@ -352,6 +357,23 @@ extension CompiledLaunch {
                                     pdl: false, slots: [.dropped])
         kernel.slots = [.scalar(.i32), .scalar(.i32), .pointer]
         #expect(kernel.parameterCount == 5)
+    }
+
+    @Test func launchAfterSlotsMutationPacksTheNewSlots() async {
+        // Run in a child process: with a stale `parameterCount` the launch writes past its stack
+        // buffer (a bounds trap in debug builds), which would otherwise take the whole run down.
+        await #expect(processExitsWith: .success) {
+            var kernel = CompiledLaunch(function: 1, numWarps: 1, numCTAs: 1, sharedMemory: 0,
+                                        cooperative: false, pdl: false, slots: [.dropped])
+            kernel.slots = [.scalar(.i64), .scalar(.i64), .pointer]
+            let driver = RecordingDriver()
+            do {
+                try kernel.launch([.integer(7), .integer(8), .integer(0x900)], globalScratch: 0x40, driver: driver)
+            } catch {
+                exit(1)
+            }
+            exit(driver.launches.map(\.parameters) == [[7, 8, 0x900, 0x40, 0]] ? 0 : 2)
+        }
     }
 
     @Test func stepAsideLabels() {

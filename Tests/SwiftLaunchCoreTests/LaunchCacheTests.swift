@@ -131,6 +131,49 @@ extension LaunchCache {
         #expect(misses == 1_000)
     }
 
+    /// The state of `dispatchHash` after absorbing `first` as the first of two words. It mirrors the
+    /// current SplitMix64-style hash in DispatchKey.swift; if that hash changes, update this too.
+    static func stateAfterFirstWord(_ first: UInt64) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* 3
+        h = (h ^ first) &* 0xBF58_476D_1CE4_E5B9
+        return h ^ (h >> 31)
+    }
+
+    @Test func keysWithEqualHashesAreToldApart() {
+        // Two-word keys [a, x] and [b, x ^ s(a) ^ s(b)] reach the same state after two words, so they
+        // share one hash and one bucket; only the word-by-word comparison can tell them apart.
+        var groups: [[[UInt64]]] = []
+        for x in UInt64(0)..<20 {
+            let base: UInt64 = 0x1000 + x
+            groups.append((0..<5).map { (a: UInt64) -> [UInt64] in
+                [a, base ^ Self.stateAfterFirstWord(0) ^ Self.stateAfterFirstWord(a)]
+            })
+        }
+        for group in groups {
+            let hashes = Set(group.map { key in key.withUnsafeBufferPointer { $0.dispatchHash } })
+            #expect(hashes.count == 1, "constructed keys should collide: \(group)")
+        }
+        let keys = groups.flatMap { $0 }
+        #expect(Set(keys).count == keys.count)
+        var cache = LaunchCache<Int>()
+        for (index, key) in keys.enumerated() { cache.insert(key, value: index) }
+        #expect(cache.count == keys.count)
+        for (index, key) in keys.enumerated() {
+            #expect(cache.lookup(key) == index, "key \(key)")
+        }
+        // Replacing one colliding key leaves its bucket-mates alone.
+        cache.insert(keys[1], value: -1)
+        #expect(cache.count == keys.count)
+        #expect(cache.lookup(keys[0]) == 0)
+        #expect(cache.lookup(keys[1]) == -1)
+        #expect(cache.lookup(keys[2]) == 2)
+        // A key that collides with the bucket but was never inserted misses.
+        let stranger: [UInt64] = [99, 0x1000 ^ Self.stateAfterFirstWord(0) ^ Self.stateAfterFirstWord(99)]
+        #expect(stranger.withUnsafeBufferPointer { $0.dispatchHash }
+            == keys[0].withUnsafeBufferPointer { $0.dispatchHash })
+        #expect(cache.lookup(stranger) == nil)
+    }
+
     @Test func realDispatchKeysAreToldApart() throws {
         // Keys as the launcher builds them, differing only in one specialization or constexpr.
         var cache = LaunchCache<Int>()

@@ -12,9 +12,16 @@ timing, repetitions are interleaved across stacks (so drift in clocks or noisy n
 stack alike), and each cell reports the median and min over repetitions plus ratios to eager PyTorch
 and to the floor. This is the method of the project's baseline note (``baseline-h200.md``).
 
-Without a GPU the launch figures cannot be measured. It then measures the host-side work that needs
-no GPU: the per-call specialization and cache key (Triton's binder + ``compute_cache_key``, Helion's
-``Kernel.specialization_key`` and ``swiftlaunch.dispatch_key``) on CPU tensors, and says so.
+Without a GPU (or with ``--cpu``) the launch figures cannot be measured. It then measures the
+host-side work that needs no GPU: the per-call specialization and cache key (Triton's binder +
+``compute_cache_key``, Helion's ``Kernel.specialization_key`` and ``swiftlaunch.dispatch_key``) on
+CPU tensors, and says so. Missing pieces (Helion, the Swift core, matplotlib) skip their cells or the
+chart with the reason; they never fail the run.
+
+Output: the table on stdout, progress on stderr, and under ``--out``: ``results.json`` (machine,
+card, driver, versions, settings, every cell's samples), ``table.txt`` and a chart
+(``launch_cost.png``; ``key_cost.png`` without a GPU). The exit status is 1 only when a stack
+raised or gave a wrong result.
 
 Importable: ``main(argv)`` is the command; ``run_launch_bench`` / ``run_key_bench`` return the results
 as a dict (the same one written to ``results.json``); ``format_launch_table`` / ``format_key_table``
@@ -564,16 +571,16 @@ def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Setting
             out = _steady_output(bk, prepared, keep) if prepared.check is not None else None
             sync()
         except Unavailable as e:
-            cell.fail("skipped", str(e))
+            _failed(cell, "skipped", str(e))
             continue
         except Exception as e:  # noqa: BLE001 - one broken stack must not stop the others
-            cell.fail("error", e)
+            _failed(cell, "error", e)
             continue
         if out is not None:
             mismatch = _mismatch(bk, out, reference)
             cell.check = mismatch or "ok"
             if mismatch:
-                cell.fail("wrong", f"output differs from {bk.eager_label}: {mismatch}")
+                _failed(cell, "wrong", f"output differs from {bk.eager_label}: {mismatch}")
                 continue
         ready[name] = prepared
     del keep
@@ -587,7 +594,7 @@ def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Setting
                 prepared.batch(settings.warmup)
             sync()
         except Exception as e:  # noqa: BLE001
-            cells[name].fail("error", e)
+            _failed(cells[name], "error", e)
             del ready[name]
 
     # Interleaved: every repetition visits every stack, so slow drift is shared by all of them.
@@ -602,16 +609,18 @@ def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Setting
                 else:
                     cell.cpu_only_ns.append(time_batch(prepared.batch, settings.calls, sync))
             except Exception as e:  # noqa: BLE001
-                cell.fail("error", e)
+                _failed(cell, "error", e)
                 del ready[name]
                 continue
             if rep == settings.reps - 1:
                 wall = f"   wall+sync {statistics.median(cell.wall_sync_ns) / 1000:8.2f} us" if cell.wall_sync_ns else ""
                 _progress(f"  {bk.name:<13} {name:<24} cpu_only {statistics.median(cell.cpu_only_ns) / 1000:8.2f} us{wall}")
-    for cell in cells.values():
-        if cell.status != "ok":
-            _progress(f"  {bk.name:<13} {cell.stack:<24} {cell.status}: {cell.reason}")
     return [cells[name] for name in stacks]
+
+
+def _failed(cell: Cell, status: str, why: BaseException | str) -> None:
+    cell.fail(status, why)
+    _progress(f"  {cell.kernel:<13} {cell.stack:<24} {status}: {cell.reason}")
 
 
 def _cell_dict(cell: Cell, eager: Cell | None, floor_us: float | None) -> dict[str, Any]:
@@ -911,6 +920,7 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def format_launch_table(results: dict[str, Any]) -> str:
+    # Plain ASCII ("us", not "µs") on the terminal: it must print under any locale.
     out: list[str] = []
     m, v, s = results["machine"], results["versions"], results["settings"]
     out.append(f"swiftlaunch bench: per-call host cost, us per call -- {_v(m.get('card'))}, "
@@ -984,7 +994,7 @@ def write_chart(path: Path, groups: list[str], series: list[str], value: Callabl
     if not series:
         return "nothing measured: chart skipped"
     height = 0.8 / len(series)
-    fig = Figure(figsize=(10, 1.0 + 0.28 * len(groups) * len(series) + 0.3 * len(groups)))
+    fig = Figure(figsize=(10, 1.5 + 0.2 * len(groups) * len(series) + 0.3 * len(groups)))
     FigureCanvasAgg(fig)  # the Agg canvas: no display needed
     ax = fig.subplots()
     colors = [f"C{i % 10}" for i in range(len(series))]
@@ -1002,10 +1012,9 @@ def write_chart(path: Path, groups: list[str], series: list[str], value: Callabl
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.margins(x=0.12)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a bar
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     return None
 
 
@@ -1021,7 +1030,7 @@ def _chart(results: dict[str, Any], out_dir: Path) -> tuple[Path, str | None]:
 
         m = results["machine"]
         title = f"per-call host cost, cpu_only median -- {_v(m.get('card'))}, driver {_v(m.get('driver'))}"
-        why = write_chart(path, s["kernels"], s["stacks"], value, "us per call", title)
+        why = write_chart(path, s["kernels"], s["stacks"], value, "µs per call (cpu_only, median)", title)
     else:
         path = out_dir / "key_cost.png"
         rows = {(r["kernel"], r["stack"]): r for r in results["cpu"]["rows"]}
@@ -1096,7 +1105,10 @@ def main(argv: list[str] | None = None) -> int:
         table = format_key_table(results)
         failed = [r for r in results["cpu"]["rows"] if r["status"] == "error"]
 
-    chart_path, chart_skipped = _chart(results, out_dir)
+    try:
+        chart_path, chart_skipped = _chart(results, out_dir)
+    except Exception as e:  # noqa: BLE001 - the table and results.json matter more than the picture
+        chart_path, chart_skipped = out_dir, f"chart failed: {type(e).__name__}: {_first_line(e)}"
     results["chart"] = None if chart_skipped else chart_path.name
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out_dir / "table.txt").write_text(table + "\n")

@@ -534,7 +534,11 @@ def test_threads(runner):
     for t in range(n_threads):
         for i in range(per_thread):
             assert_same(outs[t][i], x * alpha(t, i) + y + k(i), f"thread {t} launch {i}")
-    assert after[0] - before[0] == n_threads * per_thread, swiftlaunch.stats()
+    # A new thread has no current CUDA context: its first launch goes to Triton, which makes one
+    # current (as its launcher does), and every later launch is a hit.
+    no_context = swiftlaunch.stats()["fallbacks"].get("no current CUDA context", 0)
+    assert no_context <= n_threads, swiftlaunch.stats()
+    assert after[0] - before[0] + no_context == n_threads * per_thread, swiftlaunch.stats()
 
 
 # --- hooks and guards ----------------------------------------------------------------------------------
