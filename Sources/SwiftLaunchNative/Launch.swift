@@ -335,12 +335,14 @@ struct LaunchCall {
             gridObject = result
             guard SL_TupleCheck(result) != 0 || SL_ListCheck(result) != 0 else { return .notHandled }
         }
-        let size = PySequence_Size(gridObject)
-        guard size >= 1 else { PyErr_Clear(); return .notHandled }
+        // Borrowed items: a tuple or list keeps them alive while we read them.
+        let isTuple = SL_TupleCheck(gridObject) != 0
+        let size = isTuple ? PyTuple_Size(gridObject) : PyList_Size(gridObject)
+        guard size >= 1 else { return .notHandled }
         var resolved = Grid(x: 1)
         for index in 0..<min(size, 3) {
-            guard let item = PySequence_GetItem(gridObject, index) else { PyErr_Clear(); return .notHandled }
-            defer { SL_DecRef(item) }
+            guard let item = isTuple ? PyTuple_GetItem(gridObject, index) : PyList_GetItem(gridObject, index)
+            else { PyErr_Clear(); return .notHandled }
             guard SL_LongCheck(item) != 0, let value = readInteger(item), let narrow = Int64(exactly: value) else {
                 return .notHandled
             }

@@ -176,12 +176,8 @@ private let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>
         return nil
     }
     let state = Objects.kernelState(kernel)
-    guard let bytes = PyBytes_AsString(token) else { return nil }
-    let words = Int(PyBytes_Size(token)) / 8
-    let keyBuffer = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: words)
-    defer { keyBuffer.deallocate() }
-    UnsafeMutableRawPointer(keyBuffer.baseAddress!).copyMemory(from: bytes, byteCount: words * 8)
-    guard let entry = state.cache.lookup(UnsafeBufferPointer(keyBuffer)) else {
+    guard let found = withKeyWords(token, { state.cache.lookup($0) }) else { return nil }
+    guard let entry = found else {
         raise(SL_ExcValueError(), "no cached kernel for this key: launch it once first")
         return nil
     }

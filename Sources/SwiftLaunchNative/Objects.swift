@@ -335,7 +335,7 @@ private let kernelKeyMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_
 private let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     kernel, args, nargs in
     guard let kernel, let args, nargs == 3, let token = args[0], let compiled = args[1], let info = args[2],
-          PyBytes_Size(token) % 8 == 0, SL_TupleCheck(info) != 0, PyTuple_Size(info) == 9
+          SL_TupleCheck(info) != 0, PyTuple_Size(info) == 9
     else {
         raise(SL_ExcTypeError(), "insert(token, compiled_kernel, launch_info)")
         return nil
@@ -371,14 +371,25 @@ private let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, 
         cooperative: PyObject_IsTrue(PyTuple_GetItem(info, 4)!) == 1,
         pdl: PyObject_IsTrue(PyTuple_GetItem(info, 5)!) == 1,
         globalScratchSize: Int(numbers[4]), globalScratchAlign: Int(numbers[5]), slots: slots)
-    guard let bytes = PyBytes_AsString(token) else { return nil }
-    let words = Int(PyBytes_Size(token)) / 8
-    let buffer = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: words)
-    defer { buffer.deallocate() }
-    // Sound: the bytes object holds exactly `words * 8` bytes; copying avoids alignment assumptions.
-    UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: bytes, byteCount: words * 8)
-    state.cache.insert(UnsafeBufferPointer(buffer), value: CacheEntry(compiled: PyRef(borrowing: compiled), launch: launch))
+    let entry = CacheEntry(compiled: PyRef(borrowing: compiled), launch: launch)
+    guard withKeyWords(token, { state.cache.insert($0, value: entry) }) != nil else { return nil }
     return SL_NewRefTrue()
+}
+
+/// Runs `body` on the dispatch-key words of a token (the bytes `Kernel.key` and the miss path hand
+/// out); nil, with a Python error set, when `token` is not such bytes.
+func withKeyWords<Result>(_ token: PyPtr, _ body: (UnsafeBufferPointer<UInt64>) -> Result) -> Result? {
+    guard let bytes = PyBytes_AsString(token) else { return nil }
+    let size = Int(PyBytes_Size(token))
+    guard size % 8 == 0 else {
+        raise(SL_ExcValueError(), "a dispatch key is a whole number of 8-byte words")
+        return nil
+    }
+    return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: size / 8) { words in
+        // Sound: the bytes object holds exactly `size` bytes; copying avoids alignment assumptions.
+        UnsafeMutableRawPointer(words.baseAddress!).copyMemory(from: bytes, byteCount: size)
+        return body(UnsafeBufferPointer(words))
+    }
 }
 
 private let kernelCacheSizeMethod: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { kernel, _ in

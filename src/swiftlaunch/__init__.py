@@ -34,7 +34,7 @@ def stats(reset: bool = False) -> dict:
 
     if _loader.native is not None:
         return _loader.native.stats(reset)
-    with _triton._fallback_lock:
+    with _triton._counter_lock:
         result = {"hits": 0, "misses": 0, "fallbacks": dict(_triton._python_fallbacks)}
         if reset:
             _triton._python_fallbacks.clear()

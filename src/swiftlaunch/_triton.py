@@ -13,7 +13,7 @@ from triton.runtime.jit import JITFunction
 
 from . import _loader, _runtime
 
-_fallback_lock = threading.Lock()
+_counter_lock = threading.Lock()
 _python_fallbacks: dict[str, int] = {}
 
 
@@ -22,7 +22,7 @@ def count_fallback(reason: str) -> None:
     if _loader.native is not None:
         _loader.native.count_fallback(reason)
         return
-    with _fallback_lock:
+    with _counter_lock:
         _python_fallbacks[reason] = _python_fallbacks.get(reason, 0) + 1
 
 
@@ -133,12 +133,12 @@ class PassThroughKernel:
         self._reason = reason
 
     def __getitem__(self, grid):
-        launch = self.fn[grid]
-        reason = self._reason
+        # What Triton's KernelInterface.__getitem__ returns, for JIT and interpreted kernels alike.
+        run, reason = self.fn.run, self._reason
 
         def call(*args, **kwargs):
             count_fallback(reason)
-            return launch(*args, **kwargs)
+            return run(*args, grid=grid, warmup=False, **kwargs)
 
         return call
 
@@ -153,22 +153,12 @@ class PassThroughKernel:
 
 
 _kernel_type = None
+_create_lock = threading.Lock()
 
 
-def fast(fn):
-    """Wraps a `triton.jit` kernel so that `fast(fn)[grid](*args, **meta)` launches through the
-    Swift core, with exactly Triton's results; anything the core cannot reproduce goes to Triton."""
+def _accelerated(fn: JITFunction):
+    """The Swift core's kernel for `fn`, or a pass-through to Triton saying why there is none."""
     global _kernel_type
-    if isinstance(fn, FastJITFunction):
-        return fn._swiftlaunch_kernel()
-    if type(fn) is not JITFunction:
-        from triton.runtime.interpreter import InterpretedFunction
-
-        if isinstance(fn, InterpretedFunction):
-            return PassThroughKernel(fn, "triton interpreter")
-        if isinstance(fn, JITFunction):
-            return PassThroughKernel(fn, "JITFunction subclass")
-        raise TypeError(f"swiftlaunch.fast takes a triton.jit kernel, not {type(fn).__name__}")
     if not _runtime.ensure_configured():
         return PassThroughKernel(fn, "native core unavailable")
     if _kernel_type is None:
@@ -179,6 +169,22 @@ def fast(fn):
         return PassThroughKernel(fn, f"parameters not handled ({error})")
 
 
+def fast(fn):
+    """Wraps a `triton.jit` kernel so that `fast(fn)[grid](*args, **meta)` launches through the
+    Swift core, with exactly Triton's results; anything the core cannot reproduce goes to Triton."""
+    if isinstance(fn, FastJITFunction):
+        return fn._swiftlaunch_kernel()
+    if type(fn) is not JITFunction:
+        from triton.runtime.interpreter import InterpretedFunction
+
+        if isinstance(fn, InterpretedFunction):
+            return PassThroughKernel(fn, "triton interpreter")
+        if isinstance(fn, JITFunction):
+            return PassThroughKernel(fn, "JITFunction subclass")
+        raise TypeError(f"swiftlaunch.fast takes a triton.jit kernel, not {type(fn).__name__}")
+    return _accelerated(fn)
+
+
 class FastJITFunction(JITFunction):
     """What `swiftlaunch.jit` returns: a real `JITFunction` (usable from other kernels, with
     `warmup`, hooks and everything else Triton offers) whose `kernel[grid]` launches through the
@@ -187,41 +193,16 @@ class FastJITFunction(JITFunction):
     def _swiftlaunch_kernel(self):
         kernel = self.__dict__.get("_swiftlaunch_fast")
         if kernel is None:
-            with _fallback_lock:
+            with _create_lock:
                 kernel = self.__dict__.get("_swiftlaunch_fast")
                 if kernel is None:
-                    kernel = _make_for_subclass(self)
+                    kernel = _accelerated(self)
                     self.__dict__["_swiftlaunch_fast"] = kernel
         return kernel
 
     def __getitem__(self, grid):
         kernel = self.__dict__.get("_swiftlaunch_fast") or self._swiftlaunch_kernel()
         return kernel[grid]
-
-
-def _make_for_subclass(fn: FastJITFunction):
-    global _kernel_type
-    if not _runtime.ensure_configured():
-        return PassThroughKernel(_PlainLaunch(fn), "native core unavailable")
-    if _kernel_type is None:
-        _kernel_type = _native_kernel_type()
-    try:
-        return _kernel_type(fn)
-    except ValueError as error:
-        return PassThroughKernel(_PlainLaunch(fn), f"parameters not handled ({error})")
-
-
-class _PlainLaunch:
-    """Triton's own `kernel[grid]` for a `FastJITFunction` (whose `__getitem__` is ours)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __getitem__(self, grid):
-        return JITFunction.__getitem__(self.fn, grid)
-
-    def __getattr__(self, name):
-        return getattr(self.fn, name)
 
 
 def jit(fn=None, **kwargs):

@@ -56,6 +56,7 @@ STACKS: dict[str, str] = {
     "compiled_run": "empty_like + CompiledKernel.run(...) called directly (hooks and launch_metadata None)",
     "helion": "Helion kernel(...), fixed config, static shapes",
     "swiftlaunch": "empty_like + swiftlaunch.fast(kernel)[grid](...)",
+    "swiftlaunch_jit": "empty_like + kernel[grid](...) for a @swiftlaunch.jit kernel (a Python __getitem__)",
     "swiftlaunch_helion": "swiftlaunch.helion.accelerate(Helion kernel)(...)",
     "swiftlaunch_helion_pool": "swiftlaunch.helion.accelerate with an output-buffer pool",
     "empty_like": "floor 1: torch.empty_like alone",
@@ -393,6 +394,17 @@ def _prep_swiftlaunch(bk: BenchKernel, env: Env) -> Prepared:
     return _launching(kernel, bk)
 
 
+def _prep_swiftlaunch_jit(bk: BenchKernel, env: Env) -> Prepared:
+    # The same kernel source through `@swiftlaunch.jit`: a JITFunction subclass whose `[grid]` is a
+    # Python method in front of the same native launch as `fast`.
+    if env.sl_error:
+        raise Unavailable(env.sl_error)
+    kernel = env.sl.jit(bk.jit_fn.fn)
+    if env.sl.dispatch_key(kernel, torch.empty_like(bk.like), *bk.args, **bk.constexprs) is None:
+        raise Unavailable(f"swiftlaunch steps aside to Triton here ({kernel!r})")
+    return _launching(kernel, bk)
+
+
 def _prep_compiled_run(bk: BenchKernel, env: Env) -> Prepared:
     # Triton's own last step (jit.py, JITFunction.run), minus its Python around it. Triton passes
     # kernel.launch_metadata(...) and knobs.runtime.launch_enter_hook / launch_exit_hook, HookChain
@@ -498,6 +510,7 @@ PREPARE: dict[str, Callable[[BenchKernel, Env], Prepared]] = {
     "compiled_run": _prep_compiled_run,
     "helion": _prep_helion,
     "swiftlaunch": _prep_swiftlaunch,
+    "swiftlaunch_jit": _prep_swiftlaunch_jit,
     "swiftlaunch_helion": _prep_swiftlaunch_helion,
     "swiftlaunch_helion_pool": _prep_swiftlaunch_helion_pool,
     "empty_like": _prep_empty_like,
