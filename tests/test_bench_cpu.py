@@ -43,6 +43,10 @@ def test_quick_without_gpu(tmp_path, capsys):
         assert results["machine"][key]
     assert results["versions"]["torch"] == torch.__version__
     assert (tmp_path / "table.txt").read_text().strip()
+    # Issue 3's targets need a GPU: one line, last, and a record of why in results.json.
+    assert results["targets"] == {"skipped": "launch-overhead targets need a CUDA GPU"}
+    assert (tmp_path / "table.txt").read_text().strip().splitlines()[-1] == (
+        "launch-overhead targets need a CUDA GPU: skipped")
 
     rows = {(r["kernel"], r["stack"]): r for r in results["cpu"]["rows"]}
     assert {kernel for kernel, _ in rows} == set(bench.QUICK_KERNELS)
@@ -145,3 +149,160 @@ def test_launch_table_and_chart_from_recorded_cells(tmp_path):
     path, skipped = bench._chart(results, tmp_path)
     if importlib.util.find_spec("matplotlib") is not None:
         assert skipped is None and path.stat().st_size > 0
+
+
+# --- issue 3's launch-overhead targets: what can be checked without a GPU ------------------------
+
+
+def test_per_tensor_slope_is_the_least_squares_fit():
+    # On a line: the slope itself, in ns (the points are us per call).
+    assert bench.per_tensor_slope_ns({4: 6.2, 16: 6.8, 64: 9.2}) == pytest.approx(50.0)
+    # Off a line: the least-squares slope, sum((x - mx)(y - my)) / sum((x - mx)^2), whatever the order.
+    points = {64: 20.0, 4: 10.0, 16: 11.0}
+    mx, my = 28.0, 41.0 / 3
+    expected = sum((x - mx) * (y - my) for x, y in points.items()) / sum((x - mx) ** 2 for x in points)
+    assert bench.per_tensor_slope_ns(points) == pytest.approx(expected * 1000.0)
+    assert bench.per_tensor_slope_ns({4: 5.0, 16: 5.0, 64: 5.0}) == pytest.approx(0.0)
+    assert bench.per_tensor_slope_ns({4: 5.0}) is None and bench.per_tensor_slope_ns({}) is None
+
+
+def test_verdict_from_the_numbers():
+    assert bench.verdict(0.82, 0.90) == "met"
+    assert bench.verdict(0.90, 0.90) == "met"  # "<= 0.9x"
+    assert bench.verdict(0.9001, 0.90) == "missed"
+    assert bench.verdict(61.0, 60.0) == "missed"
+    assert bench.verdict(None, 60.0) == "not measured"
+
+
+def _target_cells(vec_us: dict[str, float], tensor_line: dict[str, tuple[float, float]]) -> list:
+    """Recorded cells: vec_add at ``vec_us`` (median), the tensor kernels on the line a + b * count."""
+    cells = [bench.Cell("vec_add", s, check="ok", cpu_only_ns=[us * 900, us * 1000, us * 1100])
+             for s, us in vec_us.items()]
+    for kernel, count in bench.TENSOR_KERNELS.items():
+        cells += [bench.Cell(kernel, s, check="ok", cpu_only_ns=[(a + b * count) * 1000] * 3)
+                  for s, (a, b) in tensor_line.items()]
+    return cells
+
+
+def test_targets_summary_and_table_from_recorded_cells():
+    vec_us = {"triton": 14.0, "compiled_run": 7.5, "swiftlaunch": 6.0, "swiftlaunch_jit": 7.0, "raw_launch": 4.0}
+    line = {"triton": (13.0, 0.6), "compiled_run": (7.0, 0.2), "swiftlaunch": (6.0, 0.07)}
+    cells = _target_cells(vec_us, line)
+    settings = bench.Settings(calls=100, reps=3, warmup=1)
+    targets = bench.summarize_targets(cells, "Test GPU", settings, 30.0)
+
+    assert targets["vec_add_us"] == pytest.approx(vec_us)
+    assert targets["ns_per_extra_tensor"] == pytest.approx({s: b * 1000 for s, (a, b) in line.items()})
+    assert targets["tensor_args_us"]["swiftlaunch"][64] == pytest.approx(6.0 + 0.07 * 64)
+    verdicts = {v["target"]: v for v in targets["verdicts"]}
+    assert verdicts["swiftlaunch / compiled_run"]["value"] == pytest.approx(0.8)
+    assert verdicts["swiftlaunch / compiled_run"]["verdict"] == "met"
+    assert verdicts["swiftlaunch / raw_launch"]["value"] == pytest.approx(1.5)
+    assert verdicts["swiftlaunch / raw_launch"]["verdict"] == "missed"
+    assert verdicts["swiftlaunch_jit / compiled_run"]["verdict"] == "missed"  # 7.0 / 7.5 = 0.933
+    assert verdicts["swiftlaunch ns per extra tensor"]["verdict"] == "missed"  # 70 ns
+    assert json.loads(json.dumps(targets, default=str))  # what results.json gets
+
+    table = bench.format_targets_table(targets)
+    lines = table.splitlines()
+    assert "launch-overhead targets" in lines[0] and "Test GPU" in lines[0]
+
+    def line_of(start):
+        return next(text.split() for text in lines if text.strip().startswith(start))
+
+    assert line_of("swiftlaunch / compiled_run")[-4:] == ["0.800", "<=", "0.90", "met"]
+    assert line_of("swiftlaunch / raw_launch")[-4:] == ["1.500", "<=", "1.25", "missed"]
+    assert line_of("swiftlaunch ns per extra tensor")[-5:] == ["70.0", "<=", "60", "ns", "missed"]
+    assert line_of("swiftlaunch ")[:2] == ["swiftlaunch", "6.00"] and line_of("swiftlaunch ")[-2:] == ["70", "ok"]
+    assert line_of("raw_launch")[:2] == ["raw_launch", "4.00"]
+
+    # Other numbers, other verdicts: 4.5 / 4.0 = 1.125 and 50 ns now meet their targets.
+    faster = bench.summarize_targets(_target_cells({**vec_us, "swiftlaunch": 4.5}, {**line, "swiftlaunch": (6.0, 0.05)}),
+                                     "Test GPU", settings, 30.0)
+    assert {v["target"]: v["verdict"] for v in faster["verdicts"]} == {
+        "swiftlaunch / compiled_run": "met", "swiftlaunch / raw_launch": "met",
+        "swiftlaunch_jit / compiled_run": "missed", "swiftlaunch_jit / raw_launch": "missed",
+        "swiftlaunch ns per extra tensor": "met"}
+
+
+def test_targets_with_a_missing_cell_say_not_measured():
+    vec_us = {"triton": 14.0, "compiled_run": 7.5, "swiftlaunch": 6.0, "swiftlaunch_jit": 7.0, "raw_launch": 4.0}
+    cells = _target_cells(vec_us, {"triton": (13.0, 0.6), "compiled_run": (7.0, 0.2), "swiftlaunch": (6.0, 0.05)})
+    raw = next(c for c in cells if c.stack == "raw_launch")
+    raw.cpu_only_ns, raw.check = [], "-"
+    raw.fail("skipped", "swiftlaunch._native has no raw_launch_loop")
+    many16 = next(c for c in cells if (c.kernel, c.stack) == ("many_args_16", "swiftlaunch"))
+    many16.cpu_only_ns = []
+    many16.fail("wrong", "output differs")
+    targets = bench.summarize_targets(cells, "Test GPU", bench.Settings(), 30.0)
+    verdicts = {v["target"]: v["verdict"] for v in targets["verdicts"]}
+    assert verdicts["swiftlaunch / raw_launch"] == "not measured"
+    assert verdicts["swiftlaunch / compiled_run"] == "met"
+    # A slope over two of the three counts is not the one asked for.
+    assert targets["ns_per_extra_tensor"]["swiftlaunch"] is None
+    assert verdicts["swiftlaunch ns per extra tensor"] == "not measured"
+    table = bench.format_targets_table(targets)
+    assert "raw_launch: skipped: swiftlaunch._native has no raw_launch_loop" in table
+    assert "many_args_16/swiftlaunch: wrong: output differs" in table
+
+
+def test_tensor_kernels_have_the_tensor_arguments_they_are_counted_for():
+    for name, count in bench.TENSOR_KERNELS.items():
+        kernel = bench.make_kernel(name, "cpu")
+        assert 1 + sum(isinstance(a, torch.Tensor) for a in kernel.args) == count  # the output + inputs
+
+
+class _FakeKernel:
+    """``kernel[grid](out, *args)`` in pure PyTorch (no driver): writes ``write(args)`` into ``out``,
+    or nothing at all."""
+
+    def __init__(self, write=None):
+        self.write = write
+
+    def __getitem__(self, grid):
+        def launch(out, *args, **constexprs):
+            if self.write is not None:
+                out.copy_(self.write(*args))
+
+        return launch
+
+
+def test_preallocated_cells_are_checked_and_timed_interleaved_on_cpu():
+    # The targets' preallocated path, prepare / check / interleaved cpu_only timing, on CPU tensors:
+    # a kernel that writes the right values passes; one that writes nothing is caught (its output is
+    # NaN-filled before the checked call), and only cpu_only samples are taken.
+    add = bench.make_kernel("vec_add", "cpu")
+    many = bench.make_kernel("many_args_4", "cpu")
+    prepare = {
+        "right": lambda bk, env: bench._launching(_FakeKernel(lambda *a: bk.eager()), bk, preallocated=True),
+        "nothing": lambda bk, env: bench._launching(_FakeKernel(), bk, preallocated=True),
+    }
+    settings = bench.Settings(calls=20, wall_calls=5, reps=3, warmup=2)
+    add_cells, add_ready = bench.prepare_stacks(add, ["right", "nothing"], bench.Env(), settings, lambda: None, prepare)
+    many_cells, many_ready = bench.prepare_stacks(many, ["right"], bench.Env(), settings, lambda: None, prepare)
+    right, nothing = add_cells
+    assert (right.status, right.check) == ("ok", "ok")
+    assert nothing.status == "wrong" and "output differs" in nothing.reason
+    assert [c.stack for c, _ in add_ready] == ["right"]
+    bench.time_interleaved(add_ready + many_ready, settings, lambda: None, wall_sync=False)
+    for cell in (right, many_cells[0]):
+        assert len(cell.cpu_only_ns) == 3 and cell.wall_sync_ns == []
+    assert nothing.cpu_only_ns == []
+
+
+def test_targets_only_flag():
+    assert bench.parse_args(["--targets-only"]).targets_only is True
+    assert bench.parse_args([]).targets_only is False
+    assert bench.parse_args(["--targets-only", "--quick", "--calls", "100"]).calls == 100
+
+
+@no_gpu
+def test_targets_only_without_gpu_is_skipped(tmp_path, capsys):
+    assert bench.main(["--targets-only", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == "launch-overhead targets need a CUDA GPU: skipped"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["mode"] == "cpu"
+    assert results["targets"] == {"skipped": "launch-overhead targets need a CUDA GPU"}
+    assert results["chart"] is None
+    assert (tmp_path / "table.txt").read_text().strip() == "launch-overhead targets need a CUDA GPU: skipped"

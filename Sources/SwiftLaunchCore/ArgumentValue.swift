@@ -1,8 +1,9 @@
 /// One kernel argument as the translation layer read it off a Python object. Reading happens once
 /// per call; specialization, the dispatch key and parameter packing all work from this value.
 public enum ArgumentValue: Equatable, Sendable {
-    /// A torch tensor: `dtype` indexes the element-type table given to `ElementTypes`.
-    case tensor(dtype: UInt16, address: UInt64)
+    /// A torch tensor: `dtype` indexes the element-type table given to `ElementTypes`; `device` is
+    /// the CUDA device torch keeps its memory on (`Tensor.get_device()`: -1 for CPU memory).
+    case tensor(dtype: UInt16, address: UInt64, device: Int32 = 0)
     /// A Python `int` (or subclass such as `IntEnum`), `bool` excluded. Values outside Int128 are
     /// never produced: the translation layer steps aside before building one.
     case integer(Int128)

@@ -51,7 +51,7 @@ public struct DispatchKeyWriter: ~Copyable {
             try append(Tag.constexprNone)
         case let .interned(id):
             try append(Tag.constexprInterned | UInt64(id))
-        case let .tensor(dtype, address):
+        case let .tensor(dtype, address, _):
             // Never produced for a constexpr parameter (the translation layer steps aside), but
             // keep the key total: equal only to the very same tensor view.
             try append(Tag.constexprTensor | UInt64(dtype))
@@ -71,7 +71,7 @@ public struct DispatchKeyWriter: ~Copyable {
             try append(d.bitPattern)
         case .null: try append(Tag.optionNone)
         case let .interned(id): try append(Tag.optionInterned | UInt64(id))
-        case let .tensor(dtype, address):
+        case let .tensor(dtype, address, _):
             try append(Tag.optionTensor | UInt64(dtype))
             try append(address)
         }
@@ -149,6 +149,7 @@ public struct DispatchKeyWriter: ~Copyable {
 extension UnsafeBufferPointer where Element == UInt64 {
     /// A fast, well-mixed hash of a key's words (the multiply-xorshift finaliser of SplitMix64).
     /// Equality is always checked word by word after it, so collisions cost time, never correctness.
+    @inlinable
     public var dispatchHash: UInt64 {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(truncatingIfNeeded: count &+ 1)
         for word in self {

@@ -28,8 +28,9 @@ public struct PointerInfo: Equatable, Sendable {
 
 /// The driver calls on the launch path. `DynamicDriver` is the real one; tests use a recording fake.
 public protocol Driver: AnyObject {
-    /// Whether the calling thread has a current CUDA context.
-    func hasCurrentContext() throws(DriverError) -> Bool
+    /// The device of the calling thread's current CUDA context (where a launch runs), or nil when
+    /// the thread has no current context.
+    func currentDevice() throws(DriverError) -> Int32?
     /// Nil when the driver does not know the address (host memory, a freed block).
     func pointerInfo(_ address: UInt64) throws(DriverError) -> PointerInfo?
     /// `parameters` points at one pointer per kernel parameter, each at an 8-byte slot.
@@ -67,7 +68,7 @@ public struct LaunchConfig: Equatable, Sendable {
 
 /// The CUDA driver, found with `dlopen("libcuda.so.1")` at run time.
 public final class DynamicDriver: Driver {
-    private let cuCtxGetCurrent: cuCtxGetCurrent_t
+    private let cuCtxGetDevice: cuCtxGetDevice_t
     private let cuPointerGetAttributes: cuPointerGetAttributes_t
     private let cuLaunchKernelEx: cuLaunchKernelEx_t
     private let cuFuncSetAttribute: cuFuncSetAttribute_t
@@ -103,7 +104,7 @@ public final class DynamicDriver: Driver {
             // Sound: `T` is the `@convention(c)` type cuda.h declares for exactly this symbol.
             return unsafeBitCast(raw, to: T.self)
         }
-        cuCtxGetCurrent = try symbol("cuCtxGetCurrent", cuCtxGetCurrent_t.self)
+        cuCtxGetDevice = try symbol("cuCtxGetDevice", cuCtxGetDevice_t.self)
         cuPointerGetAttributes = try symbol("cuPointerGetAttributes", cuPointerGetAttributes_t.self)
         cuLaunchKernelEx = try symbol("cuLaunchKernelEx", cuLaunchKernelEx_t.self)
         cuFuncSetAttribute = try symbol("cuFuncSetAttribute", cuFuncSetAttribute_t.self)
@@ -126,10 +127,12 @@ public final class DynamicDriver: Driver {
         throw DriverError(code: result, message: text.map { String(cString: $0) } ?? "error \(result)")
     }
 
-    public func hasCurrentContext() throws(DriverError) -> Bool {
-        var context: CUcontext?
-        try check(cuCtxGetCurrent(&context))
-        return context != nil
+    public func currentDevice() throws(DriverError) -> Int32? {
+        var device: CUdevice = -1
+        let result = cuCtxGetDevice(&device)
+        if result == Int32(CUDA_ERROR_INVALID_CONTEXT) { return nil }
+        try check(result)
+        return device
     }
 
     public func pointerInfo(_ address: UInt64) throws(DriverError) -> PointerInfo? {

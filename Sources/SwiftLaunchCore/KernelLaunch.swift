@@ -10,9 +10,16 @@ public struct CompiledLaunch: Equatable, Sendable {
     public var globalScratchSize: Int
     public var globalScratchAlign: Int
     /// One entry per bound argument, in parameter order.
-    public var slots: [ParameterSlot]
+    /// One entry per bound argument, in parameter order.
+    public var slots: [ParameterSlot] {
+        didSet { parameterCount = Self.parameterCount(slots) }
+    }
     /// Kernel parameters: the non-dropped slots plus Triton's two hidden scratch pointers.
-    public var parameterCount: Int { slots.lazy.filter { $0 != .dropped }.count + 2 }
+    public private(set) var parameterCount: Int
+
+    private static func parameterCount(_ slots: [ParameterSlot]) -> Int {
+        slots.lazy.filter { $0 != .dropped }.count + 2
+    }
 
     public init(function: UInt64, numWarps: UInt32, numCTAs: UInt32, sharedMemory: UInt32,
                 cooperative: Bool, pdl: Bool, globalScratchSize: Int = 0, globalScratchAlign: Int = 1,
@@ -26,6 +33,7 @@ public struct CompiledLaunch: Equatable, Sendable {
         self.globalScratchSize = globalScratchSize
         self.globalScratchAlign = globalScratchAlign
         self.slots = slots
+        self.parameterCount = Self.parameterCount(slots)
     }
 }
 
@@ -33,11 +41,13 @@ public struct CompiledLaunch: Equatable, Sendable {
 public enum StepAside: Error, Equatable, Sendable {
     case gridNotLaunchable
     case packing(PackingError)
-    /// The driver does not know the address (a CPU tensor, say): Triton raises its ValueError.
+    /// torch keeps the tensor in host memory (a CPU tensor): Triton raises its ValueError.
     case pointerNotDeviceMemory(position: Int)
     /// Memory of another GPU: Triton would launch it anyway; we cannot prove it is safe.
     case pointerOnOtherDevice(position: Int)
     case noCurrentContext
+    /// The current context belongs to another device than the one the call was prepared for.
+    case contextOnOtherDevice
     case driverQuery(DriverError)
 
     /// A short, stable label for `swiftlaunch.stats()`.
@@ -49,6 +59,7 @@ public enum StepAside: Error, Equatable, Sendable {
         case .pointerNotDeviceMemory: return "pointer is not device memory"
         case .pointerOnOtherDevice: return "pointer on another device"
         case .noCurrentContext: return "no current CUDA context"
+        case .contextOnOtherDevice: return "context on another device"
         case .driverQuery: return "driver query failed"
         }
     }
@@ -89,14 +100,16 @@ extension CompiledLaunch {
                        device: Int32, globalScratch: UInt64, driver: some Driver,
                        repetitions: Int = 1) throws(LaunchError) {
         guard grid.isLaunchable else { throw .stepAside(.gridNotLaunchable) }
-        let hasContext: Bool
+        let contextDevice: Int32?
         do throws(DriverError) {
-            hasContext = try driver.hasCurrentContext()
+            contextDevice = try driver.currentDevice()
         } catch {
             throw .stepAside(.driverQuery(error))
         }
         // Triton would make device 0's primary context current; let it, then take the next call.
-        guard hasContext else { throw .stepAside(.noCurrentContext) }
+        guard let contextDevice else { throw .stepAside(.noCurrentContext) }
+        // The kernel and its pointers were checked for `device`; the launch runs on the context's.
+        guard contextDevice == device else { throw .stepAside(.contextOnOtherDevice) }
         precondition(values.count == slots.count, "one value per bound argument")
         let parameterCount = self.parameterCount
         let result: LaunchError? = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parameterCount) {
@@ -111,8 +124,7 @@ extension CompiledLaunch {
                         continue
                     case .pointer:
                         do throws(StepAside) {
-                            word = try devicePointer(values[position], position: position, device: device,
-                                                     driver: driver)
+                            word = try devicePointer(values[position], position: position, device: device)
                         } catch { return .stepAside(error) }
                     case let .scalar(type):
                         do throws(PackingError) {
@@ -148,26 +160,23 @@ extension CompiledLaunch {
         if let result { throw result }
     }
 
-    private func devicePointer(_ value: ArgumentValue, position: Int, device: Int32, driver: some Driver)
-        throws(StepAside) -> UInt64
-    {
+    /// Triton's `getPointer`: ints pass as they are, `None` is 0, and a non-null tensor address must
+    /// be device memory. Triton asks the driver (`cuPointerGetAttribute`) about every such address;
+    /// here torch's own record of where the tensor lives answers it: a CUDA tensor's storage is an
+    /// allocation on that device, kept alive by the tensor for the whole call, and for device memory
+    /// the driver's device pointer is the address itself. The launch device must hold it too, which
+    /// is stricter than Triton (it would launch another GPU's memory).
+    @inline(__always)
+    private func devicePointer(_ value: ArgumentValue, position: Int, device: Int32) throws(StepAside) -> UInt64 {
         let address: UInt64
         do {
             address = try ParamPacker.pointer(value, position)
         } catch {
             throw .packing(error)
         }
-        // Triton checks only non-null addresses that came from objects (`data_ptr()`); plain ints
-        // and None pass through unchecked.
-        guard case .tensor = value, address != 0 else { return address }
-        let info: PointerInfo?
-        do {
-            info = try driver.pointerInfo(address)
-        } catch {
-            throw .driverQuery(error)
-        }
-        guard let info else { throw .pointerNotDeviceMemory(position: position) }
-        guard info.deviceOrdinal == device else { throw .pointerOnOtherDevice(position: position) }
-        return info.devicePointer
+        guard case let .tensor(_, _, tensorDevice) = value, address != 0 else { return address }
+        guard tensorDevice >= 0 else { throw .pointerNotDeviceMemory(position: position) }
+        guard tensorDevice == device else { throw .pointerOnOtherDevice(position: position) }
+        return address
     }
 }

@@ -74,7 +74,7 @@ public enum ParamPacker {
     /// `getPointer` of Triton's launcher, before the driver check: ints pass as they are, `None` is 0.
     public static func pointer(_ value: ArgumentValue, _ position: Int) throws(PackingError) -> UInt64 {
         switch value {
-        case let .tensor(_, address): return address
+        case let .tensor(_, address, _): return address
         case .null: return 0
         case let .bool(b): return b ? 1 : 0
         case let .integer(v):

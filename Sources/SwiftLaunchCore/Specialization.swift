@@ -56,7 +56,7 @@ extension Specialization {
             return Specialization(kind: .u1, key: .none)
         case .float:
             return Specialization(kind: .fp32, key: .none)
-        case let .tensor(dtype, address):
+        case let .tensor(dtype, address, _):
             let kind = Kind.pointer(dtype: dtype, const: isConst)
             guard specialize else { return Specialization(kind: kind, key: .none) }
             let aligned = align && address % 16 == 0

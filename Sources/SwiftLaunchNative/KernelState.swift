@@ -4,57 +4,86 @@ import SwiftLaunchCore
 /// One cached compiled kernel: the `CompiledKernel` (kept alive: its CUDA function handle is only
 /// valid while it lives) and the launch values read off it.
 final class CacheEntry {
-    let compiled: PyRef
+    let compiled: PyPtr
     let launch: CompiledLaunch
 
-    init(compiled: PyRef, launch: CompiledLaunch) {
+    /// Adds a reference of its own to `compiled`.
+    init(compiled: PyPtr, launch: CompiledLaunch) {
+        SL_IncRef(compiled)
         self.compiled = compiled
         self.launch = launch
     }
+
+    deinit { SL_DecRef(compiled) }
 }
 
 /// The native side of one `JITFunction`: what its parameters are, and its compiled kernels by
 /// native dispatch key. Touched only with the GIL held, and no Python code runs while its cache
 /// is read or written, so many threads may launch through it.
 final class KernelState {
-    let function: PyRef
+    let function: PyPtr
+    /// `function.__dict__`, where Triton keeps the per-kernel guards (`pre_run_hooks`, `debug`,
+    /// `used_global_vals`).
+    let functionDict: PyPtr
     /// `miss(kernel, token, specialization, grid, args, kwargs)`: runs the call through Triton (or
     /// Helion) and, when `token` is not None, may cache the result under it with `kernel.insert`.
-    let missHandler: PyRef
-    let names: [PyRef]
-    let traits: [ParameterTraits]
-    let defaults: [PyRef?]
+    let missHandler: PyPtr
+    /// Per parameter: name, traits and default (nil: none). Fixed-size buffers the hot path reads
+    /// without reference counting; the objects in them are owned by this state.
+    let names: UnsafeMutableBufferPointer<PyPtr>
+    let traits: UnsafeMutableBufferPointer<ParameterTraits>
+    let defaults: UnsafeMutableBufferPointer<PyPtr?>
     var cache = LaunchCache<CacheEntry>()
-    var optionNames: [PyRef] = []
+    /// Keyword option names seen so far (owned references); a key names an option by its index.
+    var optionNames: [PyPtr] = []
     /// Options this launcher adds when the caller leaves them out (Helion's `launch_cooperative_grid`).
     let implicitOptions: [(name: PyRef, value: PyRef)]
 
-    init(function: PyRef, missHandler: PyRef, names: [PyRef], traits: [ParameterTraits], defaults: [PyRef?],
-         implicitOptions: [(name: PyRef, value: PyRef)]) {
+    /// Borrows every object it is given and adds references of its own.
+    init(function: PyPtr, functionDict: PyPtr, missHandler: PyPtr, names: [PyPtr], traits: [ParameterTraits],
+         defaults: [PyPtr?], implicitOptions: [(name: PyRef, value: PyRef)]) {
+        precondition(names.count == traits.count && names.count == defaults.count, "one entry per parameter")
+        for object in [function, functionDict, missHandler] + names + defaults.compactMap({ $0 }) {
+            SL_IncRef(object)
+        }
         self.function = function
+        self.functionDict = functionDict
         self.missHandler = missHandler
-        self.names = names
-        self.traits = traits
-        self.defaults = defaults
+        self.names = .allocate(capacity: names.count)
+        _ = self.names.initialize(from: names)
+        self.traits = .allocate(capacity: traits.count)
+        _ = self.traits.initialize(from: traits)
+        self.defaults = .allocate(capacity: defaults.count)
+        _ = self.defaults.initialize(from: defaults)
         self.implicitOptions = implicitOptions
     }
 
+    deinit {
+        for object in [function, functionDict, missHandler] + Array(names) + defaults.compactMap({ $0 }) + optionNames {
+            SL_DecRef(object)
+        }
+        names.deallocate()
+        traits.deallocate()
+        defaults.deallocate()
+    }
+
     func optionID(_ name: PyPtr) -> UInt32? {
-        for (index, known) in optionNames.enumerated() where known.object == name { return UInt32(index) }
+        for (index, known) in optionNames.enumerated() where known == name { return UInt32(index) }
         for (index, known) in optionNames.enumerated() {
-            let equal = PyObject_RichCompareBool(known.object, name, Py_EQ)
+            let equal = PyObject_RichCompareBool(known, name, Py_EQ)
             if equal < 0 { PyErr_Clear(); return nil }
             if equal == 1 { return UInt32(index) }
         }
         guard optionNames.count < 256 else { return nil }
-        optionNames.append(PyRef(borrowing: name))
+        SL_IncRef(name)
+        optionNames.append(name)
         return UInt32(optionNames.count - 1)
     }
 
     func parameterIndex(_ name: PyPtr) -> Int? {
-        for (index, known) in names.enumerated() where known.object == name { return index }
+        for (index, known) in names.enumerated() where known == name { return index }
         for (index, known) in names.enumerated() {
-            let equal = PyObject_RichCompareBool(known.object, name, Py_EQ)
+            let equal = PyObject_RichCompareBool(known, name, Py_EQ)
             if equal < 0 { PyErr_Clear(); return nil }
             if equal == 1 { return index }
         }

@@ -78,6 +78,7 @@ struct LaunchCall {
     /// Set for `Kernel.key`: compute the key for this device and return it as bytes (or None where
     /// the call would go to Triton) instead of launching.
     var probeDevice: Int32? = nil
+    let runtime = Runtime.shared
 
     var keywordCount: Int { kwnames.map { PyTuple_Size($0) } ?? 0 }
 
@@ -110,7 +111,7 @@ struct LaunchCall {
                 }
                 for index in 0..<count where bound[index] == nil {
                     guard let fallbackValue = state.defaults[index] else { return fallback("argument binding") }
-                    bound[index] = fallbackValue.object
+                    bound[index] = fallbackValue
                 }
                 for implicit in state.implicitOptions {
                     guard let id = state.optionID(implicit.name.object) else { return fallback("option not handled") }
@@ -135,28 +136,34 @@ struct LaunchCall {
                 if state.traits[index].isConstexpr {
                     value = ArgumentReading.keyedValue(object)
                 } else {
-                    value = ArgumentReading.runtimeValue(object)
+                    value = ArgumentReading.runtimeValue(object, runtime)
                 }
                 guard let value else { return fallback("argument type not handled") }
                 (values.baseAddress! + index).initialize(to: value)
             }
             let readValues = UnsafeBufferPointer(rebasing: values[0..<count])
-            let device: Int
+            // The launch device is the current context's, where cuLaunchKernelEx runs: the device
+            // torch makes current (`torch.cuda.set_device`, `torch.cuda.device`) once it has a context.
+            let device: Int32
             if let probeDevice {
-                device = Int(probeDevice)
+                device = probeDevice
             } else {
-                guard let deviceFunction = Runtime.shared.currentDevice else { return fallback("no CUDA device") }
-                guard let deviceObject = call(deviceFunction) else { return nil }
-                device = PyLong_AsLong(deviceObject)
-                SL_DecRef(deviceObject)
-                if device == -1 && PyErr_Occurred() != nil { return nil }
+                guard let driver = runtime.driver else { return fallback("no CUDA driver") }
+                let current: Int32?
+                do throws(DriverError) {
+                    current = try driver.currentDevice()
+                } catch {
+                    return fallback(StepAside.driverQuery(error).label)
+                }
+                guard let current else { return fallback(StepAside.noCurrentContext.label) }
+                device = current
             }
             // Sized to the call (at most three words a parameter, four an option) so it stays on the stack.
             let capacity = 1 + 3 * count + 4 * options.count
             return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: capacity) { words -> PyPtr? in
                 var writer = DispatchKeyWriter(storage: words)
                 do {
-                    try writer.appendDevice(Int32(truncatingIfNeeded: device))
+                    try writer.appendDevice(device)
                     for index in 0..<count {
                         if state.traits[index].isConstexpr {
                             try writer.appendConstexpr(readValues[index])
@@ -182,7 +189,7 @@ struct LaunchCall {
                         UnsafeRawPointer(words.baseAddress!).assumingMemoryBound(to: CChar.self), words.count * 8)
                 }
                 if let entry = state.cache.lookup(writer.words) {
-                    return launchHit(entry, bound: bound, values: readValues, device: Int32(device))
+                    return launchHit(entry, bound: bound, values: readValues, device: device)
                 }
                 return miss(key: writer.words, bound: bound, values: readValues)
             }
@@ -193,49 +200,27 @@ struct LaunchCall {
 
     /// Everything that makes Triton's call do more than launch: any of it sends the call to Triton.
     private func guardFailure() -> String? {
-        let function = state.function.object
-        guard let hooks = PyObject_GetAttr(function, Names.preRunHooks) else { PyErr_Clear(); return "pre-run hook" }
+        guard let hooks = instanceAttribute(state.function, dict: state.functionDict, Names.preRunHooks) else {
+            PyErr_Clear()
+            return "pre-run hook"
+        }
         let hookCount = SL_ListCheck(hooks) != 0 ? PyList_Size(hooks) : -1
         SL_DecRef(hooks)
         if hookCount != 0 { return "pre-run hook" }
-        if let reason = truthy(function, Names.debug, "debug") { return reason }
-        guard let knobs = Runtime.shared.runtimeKnobs, let compilation = Runtime.shared.compilationKnobs else {
-            return "triton not configured"
+        guard let debug = instanceAttribute(state.function, dict: state.functionDict, Names.debug) else {
+            PyErr_Clear()
+            return "debug"
         }
-        if let reason = truthy(knobs, Names.debug, "debug") { return reason }
-        if let reason = truthy(compilation, Names.instrumentationMode, "instrumentation") { return reason }
-        if !isEmptyHook(knobs, Names.launchEnterHook) || !isEmptyHook(knobs, Names.launchExitHook) {
-            return "launch hook"
-        }
-        guard let stages = PyObject_GetAttr(knobs, Names.stagesHook) else { PyErr_Clear(); return "stages hook" }
-        let noStagesHook = stages == SL_None()
-        SL_DecRef(stages)
-        if !noStagesHook { return "stages inspection hook" }
-        return nil
-    }
-
-    private func truthy(_ object: PyPtr, _ name: PyPtr, _ reason: String) -> String? {
-        guard let value = PyObject_GetAttr(object, name) else { PyErr_Clear(); return reason }
-        defer { SL_DecRef(value) }
-        return isTrue(value) == false ? nil : reason
-    }
-
-    /// `None`, or a `HookChain` with no calls.
-    private func isEmptyHook(_ knobs: PyPtr, _ name: PyPtr) -> Bool {
-        guard let hook = PyObject_GetAttr(knobs, name) else { PyErr_Clear(); return false }
-        defer { SL_DecRef(hook) }
-        if hook == SL_None() { return true }
-        guard let chainType = Runtime.shared.hookChainType,
-              UnsafeMutableRawPointer(SL_Type(hook)) == UnsafeMutableRawPointer(chainType),
-              let calls = PyObject_GetAttr(hook, Names.calls)
-        else { PyErr_Clear(); return false }
-        defer { SL_DecRef(calls) }
-        return SL_ListCheck(calls) != 0 && PyList_Size(calls) == 0
+        let debugOff = isTrue(debug) == false
+        SL_DecRef(debug)
+        if !debugOff { PyErr_Clear(); return "debug" }
+        guard let knobs = runtime.knobs else { return "triton not configured" }
+        return knobs.failure()
     }
 
     /// Triton's `used_global_vals` check: true when every captured global still has its value.
     private func globalsUnchanged() -> Bool {
-        guard let used = PyObject_GetAttr(state.function.object, Names.usedGlobalVals) else {
+        guard let used = instanceAttribute(state.function, dict: state.functionDict, Names.usedGlobalVals) else {
             PyErr_Clear()
             return false
         }
@@ -265,15 +250,14 @@ struct LaunchCall {
 
     private func launchHit(_ entry: CacheEntry, bound: UnsafeBufferPointer<PyPtr?>,
                            values: UnsafeBufferPointer<ArgumentValue>, device: Int32) -> PyPtr? {
-        guard let driver = Runtime.shared.driver else { return fallback("no CUDA driver") }
+        guard let driver = runtime.driver else { return fallback("no CUDA driver") }
         guard globalsUnchanged() else { return fallback("captured global changed") }
-        guard let streamFunction = Runtime.shared.currentStream, let deviceObject = newInteger(Int(device)) else {
-            return fallback("no CUDA device")
-        }
+        guard let streamFunction = runtime.currentStream else { return fallback("no CUDA device") }
+        guard let deviceObject = newInteger(Int(device)) else { return nil }
         let streamObject = call(streamFunction, deviceObject)
         SL_DecRef(deviceObject)
         guard let streamObject else { return nil }
-        let stream = PyLong_AsUnsignedLongLong(streamObject)
+        let stream = UInt64(PyLong_AsUnsignedLong(streamObject))
         SL_DecRef(streamObject)
         if PyErr_Occurred() != nil { return nil }
         let resolved: Grid?
@@ -308,8 +292,8 @@ struct LaunchCall {
             }
         }
         Stats.shared.hits &+= 1
-        SL_IncRef(entry.compiled.object)
-        return entry.compiled.object
+        SL_IncRef(entry.compiled)
+        return entry.compiled
     }
 
     private enum GridResult {
@@ -328,7 +312,7 @@ struct LaunchCall {
             guard let arguments = PyDict_New() else { return .error }
             defer { SL_DecRef(arguments) }
             for (index, name) in state.names.enumerated() {
-                if PyDict_SetItem(arguments, name.object, bound[index]!) < 0 { return .error }
+                if PyDict_SetItem(arguments, name, bound[index]!) < 0 { return .error }
             }
             guard let result = call(grid, arguments) else { return .error }
             owned = result
@@ -365,7 +349,6 @@ struct LaunchCall {
     /// every launch, gets `(grid * num_ctas * size, align, stream)`.
     private func allocateScratch(_ launch: CompiledLaunch, grid: Grid, stream: UInt64, device: Int32,
                                  driver: DynamicDriver) -> ScratchResult {
-        let runtime = Runtime.shared
         guard let variable = runtime.allocator, let nullType = runtime.nullAllocatorType else {
             return .fallback("global scratch")
         }
@@ -444,6 +427,6 @@ struct LaunchCall {
                 return nil
             }
         }
-        return call(state.missHandler.object, kernelObject, token, spec, grid, positional, keywords)
+        return call(state.missHandler, kernelObject, token, spec, grid, positional, keywords)
     }
 }

@@ -1,53 +1,54 @@
 @preconcurrency import CPython
 import SwiftLaunchCore
 
-/// `_native.configure(tensor_types, dtypes, current_device, current_stream, runtime_knobs,
-/// compilation_knobs, hook_chain_type, allocator, null_allocator_type)`: called once by the glue.
-/// `dtypes` is a tuple of `(torch_dtype, triton_name)` pairs; `current_device` may be None (no CUDA).
+/// `_native.configure(tensor_types, dtypes, current_stream, runtime_knobs, compilation_knobs,
+/// hook_chain_type, allocator, null_allocator_type, tensor_access)`: called once by the glue. `dtypes`
+/// is a tuple of `(torch_dtype, triton_name)` pairs; `current_stream` may be None (no CUDA);
+/// `tensor_access` is `(dtype, data_ptr, get_device)` of `torch._C.TensorBase`, or None.
 private let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     _, args, nargs in
     guard let args, nargs == 9 else {
         raise(SL_ExcTypeError(), "configure takes 9 arguments")
         return nil
     }
-    var runtime = Runtime()
-    let tensorTypes = args[0]!
-    for index in 0..<max(PyTuple_Size(tensorTypes), 0) {
-        let type = PyTuple_GetItem(tensorTypes, index)!
-        SL_IncRef(type)  // kept for the life of the process, like the types themselves
-        runtime.tensorTypes.append(type)
+    // Every object kept below is kept for the life of the process, like the modules that own it.
+    func kept(_ object: PyPtr?) -> PyPtr? {
+        guard let object, object != SL_None() else { return nil }
+        SL_IncRef(object)
+        return object
     }
-    let dtypes = args[1]!
-    for index in 0..<max(PyTuple_Size(dtypes), 0) {
-        guard let pair = PyTuple_GetItem(dtypes, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2,
+    let tensorTypes = args[0]!
+    let types = (0..<max(PyTuple_Size(tensorTypes), 0)).compactMap { kept(PyTuple_GetItem(tensorTypes, $0)) }
+    let dtypeTuple = args[1]!
+    var dtypes: [(PyPtr, String)] = []
+    for index in 0..<max(PyTuple_Size(dtypeTuple), 0) {
+        guard let pair = PyTuple_GetItem(dtypeTuple, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2,
               let name = swiftString(PyTuple_GetItem(pair, 1)!)
         else {
             raise(SL_ExcValueError(), "dtypes must be (torch_dtype, triton_name) pairs")
             return nil
         }
-        let dtype = PyTuple_GetItem(pair, 0)!
-        SL_IncRef(dtype)
-        runtime.dtypes.append((dtype, runtime.elementTypes.intern(name)))
+        dtypes.append((kept(PyTuple_GetItem(pair, 0))!, name))
     }
-    func optional(_ object: PyPtr?) -> PyPtr? {
-        guard let object, object != SL_None() else { return nil }
-        SL_IncRef(object)
-        return object
+    var access: TensorAccess?
+    if let accessors = args[8], SL_TupleCheck(accessors) != 0 {
+        guard PyTuple_Size(accessors) == 3, let dtype = kept(PyTuple_GetItem(accessors, 0)),
+              let dataPtr = kept(PyTuple_GetItem(accessors, 1)), let getDevice = kept(PyTuple_GetItem(accessors, 2)),
+              let made = TensorAccess(dtype: dtype, dataPtr: dataPtr, getDevice: getDevice)
+        else {
+            raise(SL_ExcValueError(), "tensor_access is (dtype descriptor, data_ptr, get_device)")
+            return nil
+        }
+        access = made
     }
-    runtime.currentDevice = optional(args[2])
-    runtime.currentStream = optional(args[3])
-    runtime.runtimeKnobs = optional(args[4])
-    runtime.compilationKnobs = optional(args[5])
-    runtime.hookChainType = optional(args[6])
-    runtime.allocator = optional(args[7])
-    runtime.nullAllocatorType = optional(args[8])
-    do throws(DynamicDriver.LoadError) {
-        runtime.driver = try DynamicDriver()
-        runtime.driverError = ""
-    } catch {
-        runtime.driverError = error.description
+    var knobs: KnobGuards?
+    if let runtimeKnobs = kept(args[3]), let compilationKnobs = kept(args[4]), let chainType = kept(args[5]) {
+        guard let guards = KnobGuards(runtime: runtimeKnobs, compilation: compilationKnobs, hookChainType: chainType)
+        else { return nil }
+        knobs = guards
     }
-    Runtime.shared = runtime
+    Runtime.shared = Runtime(tensorTypes: types, dtypes: dtypes, tensorAccess: access, currentStream: kept(args[2]),
+                             knobs: knobs, allocator: kept(args[6]), nullAllocatorType: kept(args[7]))
     return SL_NewRefNone()
 }
 
@@ -62,7 +63,7 @@ private let specializeFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, 
     }
     let object = args[0]!
     let runtime = Runtime.shared
-    var value = ArgumentReading.runtimeValue(object)
+    var value = ArgumentReading.runtimeValue(object, runtime)
     if value == nil && SL_LongCheck(object) != 0 && SL_BoolCheck(object) == 0 {
         raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
         return nil
@@ -189,7 +190,7 @@ private let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>
     for index in 0..<PyTuple_Size(argTuple) {
         let object = PyTuple_GetItem(argTuple, index)!
         let value = state.traits.indices.contains(index) && state.traits[index].isConstexpr
-            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object)
+            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object, Runtime.shared)
         guard let value else {
             raise(SL_ExcTypeError(), "argument \(index) not handled")
             return nil

@@ -49,6 +49,9 @@ enum Objects {
     nonisolated(unsafe) static var kernelType: PyPtr!
     nonisolated(unsafe) static var boundLaunchType: PyPtr!
     nonisolated(unsafe) static var launcherType: PyPtr!
+    /// The bound-launch type's allocator and deallocator, read once: one of each per `kernel[grid]`.
+    nonisolated(unsafe) static var boundAlloc: allocfunc!
+    nonisolated(unsafe) static var boundFree: freefunc!
 
     static func kernelState(_ object: PyPtr) -> KernelState {
         let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state!
@@ -88,6 +91,9 @@ enum Objects {
         else { return false }
         kernelType = kernel
         boundLaunchType = bound
+        // Sound: these slots hold exactly these C function types (Python's type-slot documentation).
+        boundAlloc = unsafeBitCast(PyType_GetSlot(OpaquePointer(bound), Py_tp_alloc), to: allocfunc.self)
+        boundFree = unsafeBitCast(PyType_GetSlot(OpaquePointer(bound), Py_tp_free), to: freefunc.self)
         launcherType = launcher
         for (name, type) in [("Kernel", kernel), ("BoundLaunch", bound), ("Launcher", launcher)] {
             SL_IncRef(type)
@@ -171,11 +177,11 @@ private func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits
         raise(SL_ExcValueError(), "names, traits and defaults must be tuples of one length")
         return nil
     }
-    var nameRefs: [PyRef] = []
+    var nameObjects: [PyPtr] = []
     var traitValues: [ParameterTraits] = []
-    var defaultRefs: [PyRef?] = []
+    var defaultObjects: [PyPtr?] = []
     for index in 0..<count {
-        nameRefs.append(PyRef(borrowing: PyTuple_GetItem(names, index)!))
+        nameObjects.append(PyTuple_GetItem(names, index)!)
         // (is_constexpr, is_const, specialize, align, annotation or None)
         guard let item = PyTuple_GetItem(traits, index), SL_TupleCheck(item) != 0, PyTuple_Size(item) == 5 else {
             raise(SL_ExcValueError(), "each trait is (is_constexpr, is_const, specialize, align, annotation)")
@@ -201,8 +207,7 @@ private func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits
             raise(SL_ExcValueError(), "each default is (has_default, value)")
             return nil
         }
-        defaultRefs.append(PyObject_IsTrue(PyTuple_GetItem(entry, 0)!) == 1
-            ? PyRef(borrowing: PyTuple_GetItem(entry, 1)!) : nil)
+        defaultObjects.append(PyObject_IsTrue(PyTuple_GetItem(entry, 0)!) == 1 ? PyTuple_GetItem(entry, 1)! : nil)
     }
     var implicitOptions: [(name: PyRef, value: PyRef)] = []
     for index in 0..<max(PyTuple_Size(implicit), 0) {
@@ -212,8 +217,11 @@ private func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits
         }
         implicitOptions.append((PyRef(borrowing: PyTuple_GetItem(pair, 0)!), PyRef(borrowing: PyTuple_GetItem(pair, 1)!)))
     }
-    return KernelState(function: PyRef(borrowing: function), missHandler: PyRef(borrowing: miss), names: nameRefs,
-                       traits: traitValues, defaults: defaultRefs, implicitOptions: implicitOptions)
+    // Triton keeps the per-kernel guards in the function's instance dict; a JITFunction always has one.
+    guard let functionDict = PyObject_GenericGetDict(function, nil) else { return nil }
+    defer { SL_DecRef(functionDict) }
+    return KernelState(function: function, functionDict: functionDict, missHandler: miss, names: nameObjects,
+                       traits: traitValues, defaults: defaultObjects, implicitOptions: implicitOptions)
 }
 
 private let kernelDealloc: @convention(c) (PyPtr?) -> Void = { object in
@@ -237,9 +245,7 @@ func freeObject(_ object: PyPtr) {
 /// `kernel[grid]` → a bound launch, called like Triton's `kernel[grid](*args, **kwargs)`.
 private let kernelSubscript: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { kernel, grid in
     guard let kernel, let grid else { return nil }
-    let type = OpaquePointer(Objects.boundLaunchType!)
-    let alloc = unsafeBitCast(PyType_GetSlot(type, Py_tp_alloc), to: allocfunc.self)
-    guard let object = alloc(type, 0) else { return nil }
+    guard let object = Objects.boundAlloc(OpaquePointer(Objects.boundLaunchType!), 0) else { return nil }
     let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: BoundLaunchLayout.self)
     SL_IncRef(kernel)
     SL_IncRef(grid)
@@ -254,7 +260,8 @@ private let boundDealloc: @convention(c) (PyPtr?) -> Void = { object in
     let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: BoundLaunchLayout.self)
     if let kernel = layout.pointee.kernel { SL_DecRef(kernel) }
     if let grid = layout.pointee.grid { SL_DecRef(grid) }
-    freeObject(object)
+    Objects.boundFree(UnsafeMutableRawPointer(object))
+    SL_DecRef(Objects.boundLaunchType)  // instances of heap types hold a reference to their type
 }
 
 private let boundVectorcall: SLVectorcallFunc = { callable, args, nargsf, kwnames in
@@ -371,7 +378,7 @@ private let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, 
         cooperative: PyObject_IsTrue(PyTuple_GetItem(info, 4)!) == 1,
         pdl: PyObject_IsTrue(PyTuple_GetItem(info, 5)!) == 1,
         globalScratchSize: Int(numbers[4]), globalScratchAlign: Int(numbers[5]), slots: slots)
-    let entry = CacheEntry(compiled: PyRef(borrowing: compiled), launch: launch)
+    let entry = CacheEntry(compiled: compiled, launch: launch)
     guard withKeyWords(token, { state.cache.insert($0, value: entry) }) != nil else { return nil }
     return SL_NewRefTrue()
 }

@@ -76,10 +76,39 @@ func call(_ callable: PyPtr, _ args: UnsafePointer<PyPtr?>, count: Int, kwnames:
     vectorcallFunction(callable, args, count, kwnames)
 }
 
-func call(_ callable: PyPtr, _ args: PyPtr...) -> PyPtr? {
-    args.map { Optional($0) }.withUnsafeBufferPointer { buffer in
-        call(callable, buffer.baseAddress!, count: buffer.count)
+/// Room for up to six arguments after one free slot, on the stack.
+private typealias ArgumentSlots = (PyPtr?, PyPtr?, PyPtr?, PyPtr?, PyPtr?, PyPtr?, PyPtr?)
+
+@inline(__always)
+private func call(_ callable: PyPtr, slots: inout ArgumentSlots, count: Int) -> PyPtr? {
+    withUnsafeMutableBytes(of: &slots) { raw in
+        // Sound: a homogeneous tuple is laid out as a C array. Slot 0 stays free, so the
+        // arguments-offset flag lets a bound method put `self` there instead of copying.
+        let base = raw.baseAddress!.assumingMemoryBound(to: PyPtr?.self)
+        return call(callable, base + 1, count: count | SL_VectorcallArgumentsOffset())
     }
+}
+
+@inline(__always)
+func call(_ callable: PyPtr) -> PyPtr? {
+    var slots: ArgumentSlots = (nil, nil, nil, nil, nil, nil, nil)
+    return call(callable, slots: &slots, count: 0)
+}
+
+@inline(__always)
+func call(_ callable: PyPtr, _ a: PyPtr) -> PyPtr? {
+    var slots: ArgumentSlots = (nil, a, nil, nil, nil, nil, nil)
+    return call(callable, slots: &slots, count: 1)
+}
+
+func call(_ callable: PyPtr, _ a: PyPtr, _ b: PyPtr, _ c: PyPtr) -> PyPtr? {
+    var slots: ArgumentSlots = (nil, a, b, c, nil, nil, nil)
+    return call(callable, slots: &slots, count: 3)
+}
+
+func call(_ callable: PyPtr, _ a: PyPtr, _ b: PyPtr, _ c: PyPtr, _ d: PyPtr, _ e: PyPtr, _ f: PyPtr) -> PyPtr? {
+    var slots: ArgumentSlots = (nil, a, b, c, d, e, f)
+    return call(callable, slots: &slots, count: 6)
 }
 
 @inline(__always)
@@ -118,6 +147,12 @@ func readInteger(_ object: PyPtr) -> Int128? {
     let unsigned = PyLong_AsUnsignedLongLong(object)
     if unsigned == UInt64.max && PyErr_Occurred() != nil { PyErr_Clear(); return nil }
     return Int128(unsigned)
+}
+
+/// Whether `object`'s type is exactly `type` (subclasses excluded).
+@inline(__always)
+func hasExactType(_ object: PyPtr, _ type: PyPtr) -> Bool {
+    UnsafeMutableRawPointer(SL_Type(object)) == UnsafeMutableRawPointer(type)
 }
 
 func newInteger(_ value: Int) -> PyPtr? { PyLong_FromSsize_t(value) }

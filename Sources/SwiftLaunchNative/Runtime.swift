@@ -2,28 +2,70 @@
 import SwiftLaunchCore
 
 /// The Python objects the launch path reads, handed over once by `_native.configure(...)` from
-/// the glue (which knows where torch and Triton keep them).
-struct Runtime {
-    /// `torch.Tensor` and `torch.nn.Parameter`: the tensor types read natively.
-    var tensorTypes: [PyPtr] = []
-    /// torch dtype objects and their index in `elementTypes` (Triton's own names for them).
-    var dtypes: [(object: PyPtr, index: UInt16)] = []
-    var elementTypes = ElementTypes(tritonNames: [])
-    /// `torch._C._cuda_getDevice`, nil without CUDA.
-    var currentDevice: PyPtr?
-    /// `torch._C._cuda_getCurrentRawStream`.
-    var currentStream: PyPtr?
-    /// `triton.knobs.runtime` and `triton.knobs.compilation`.
-    var runtimeKnobs: PyPtr?
-    var compilationKnobs: PyPtr?
-    /// `triton.knobs.HookChain`.
-    var hookChainType: PyPtr?
+/// the glue (which knows where torch and Triton keep them). A class, so the hot path reads fields
+/// through one reference instead of copying the whole configuration; every object it holds is kept
+/// alive for the life of the process.
+final class Runtime {
+    /// `torch.Tensor` and `torch.nn.Parameter`: the tensor types read natively (by exact type).
+    let tensorTypes: (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?)
+    /// torch dtype objects, by identity, and their index in `elementTypes`.
+    let dtypeObjects: UnsafeBufferPointer<PyPtr>
+    let dtypeIndices: UnsafeBufferPointer<UInt16>
+    let elementTypes: ElementTypes
+    let tensorAccess: TensorAccess?
+    /// `torch._C._cuda_getCurrentRawStream`; nil without CUDA.
+    let currentStream: PyPtr?
+    let knobs: KnobGuards?
     /// `triton.runtime._allocation._allocator` (a ContextVar) and `NullAllocator`.
-    var allocator: PyPtr?
-    var nullAllocatorType: PyPtr?
+    let allocator: PyPtr?
+    let nullAllocatorType: PyPtr?
     /// The CUDA driver, or why it could not be loaded.
-    var driver: DynamicDriver?
-    var driverError: String = "not loaded yet"
+    let driver: DynamicDriver?
+    let driverError: String
+
+    /// Before `configure`: reads nothing as a tensor, and every launch steps aside.
+    init() {
+        tensorTypes = (nil, nil)
+        dtypeObjects = UnsafeBufferPointer(start: nil, count: 0)
+        dtypeIndices = UnsafeBufferPointer(start: nil, count: 0)
+        elementTypes = ElementTypes(tritonNames: [])
+        tensorAccess = nil
+        currentStream = nil
+        knobs = nil
+        allocator = nil
+        nullAllocatorType = nil
+        driver = nil
+        driverError = "not configured"
+    }
+
+    /// Takes over new references to every object it is given.
+    init(tensorTypes: [PyPtr], dtypes: [(PyPtr, String)], tensorAccess: TensorAccess?, currentStream: PyPtr?,
+         knobs: KnobGuards?, allocator: PyPtr?, nullAllocatorType: PyPtr?) {
+        self.tensorTypes = (tensorTypes.first.map(UnsafeMutableRawPointer.init),
+                            tensorTypes.dropFirst().first.map(UnsafeMutableRawPointer.init))
+        var elementTypes = ElementTypes(tritonNames: [])
+        let objects = UnsafeMutableBufferPointer<PyPtr>.allocate(capacity: dtypes.count)
+        let indices = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: dtypes.count)
+        for (index, (object, name)) in dtypes.enumerated() {
+            objects[index] = object
+            indices[index] = elementTypes.intern(name)
+        }
+        dtypeObjects = UnsafeBufferPointer(objects)
+        dtypeIndices = UnsafeBufferPointer(indices)
+        self.elementTypes = elementTypes
+        self.tensorAccess = tensorAccess
+        self.currentStream = currentStream
+        self.knobs = knobs
+        self.allocator = allocator
+        self.nullAllocatorType = nullAllocatorType
+        do throws(DynamicDriver.LoadError) {
+            driver = try DynamicDriver()
+            driverError = ""
+        } catch {
+            driver = nil
+            driverError = error.description
+        }
+    }
 
     nonisolated(unsafe) static var shared = Runtime()
 
@@ -33,15 +75,14 @@ struct Runtime {
     /// Triton's canonical name of a tensor's dtype, by identity of the torch dtype object.
     @inline(__always)
     func dtypeIndex(_ dtype: PyPtr) -> UInt16? {
-        for entry in dtypes where entry.object == dtype { return entry.index }
+        for index in 0..<dtypeObjects.count where dtypeObjects[index] == dtype { return dtypeIndices[index] }
         return nil
     }
 
     @inline(__always)
     func isTensor(_ object: PyPtr) -> Bool {
         let type = UnsafeMutableRawPointer(SL_Type(object))
-        for tensorType in tensorTypes where UnsafeMutableRawPointer(tensorType) == type { return true }
-        return false
+        return type == tensorTypes.0 || type == tensorTypes.1
     }
 
     static func intern(_ object: PyPtr) -> UInt32? {
@@ -55,6 +96,29 @@ struct Runtime {
         guard internedValues.count < 4096 else { return nil }
         internedValues.append(PyRef(borrowing: object))
         return UInt32(internedValues.count - 1)
+    }
+}
+
+/// torch's own C accessors of `torch._C.TensorBase`, called directly instead of through attribute
+/// lookup. The glue hands them over only after checking that `torch.Tensor` and `Parameter` resolve
+/// `dtype`, `data_ptr` and `get_device` to exactly these objects, and only tensors of those exact
+/// types are read through them.
+struct TensorAccess {
+    /// The `dtype` getset descriptor and its type's `tp_descr_get` (it is a data descriptor, so no
+    /// instance attribute can shadow it).
+    let dtype: PyPtr
+    let dtypeGet: descrgetfunc
+    /// The `data_ptr` and `get_device` method descriptors, called with the tensor as `self`.
+    let dataPtr: PyPtr
+    let getDevice: PyPtr
+
+    init?(dtype: PyPtr, dataPtr: PyPtr, getDevice: PyPtr) {
+        guard let slot = PyType_GetSlot(SL_Type(dtype), Py_tp_descr_get) else { return nil }
+        // Sound: `Py_tp_descr_get` holds a `descrgetfunc`, as the slot's documentation says.
+        dtypeGet = unsafeBitCast(slot, to: descrgetfunc.self)
+        self.dtype = dtype
+        self.dataPtr = dataPtr
+        self.getDevice = getDevice
     }
 }
 
@@ -74,19 +138,32 @@ struct Stats {
 enum ArgumentReading {
     /// Reads a runtime (non-constexpr) argument; nil when it is of a kind handled only by Triton.
     @inline(__always)
-    static func runtimeValue(_ object: PyPtr) -> ArgumentValue? {
-        if Runtime.shared.isTensor(object) {
-            guard let dtype = PyObject_GetAttr(object, Names.dtype) else { PyErr_Clear(); return nil }
-            let index = Runtime.shared.dtypeIndex(dtype)
-            SL_DecRef(dtype)
-            guard let index else { return nil }
-            guard let pointer = callMethodNoArgs(object, Names.dataPtr) else { PyErr_Clear(); return nil }
-            let address = PyLong_AsUnsignedLongLong(pointer)
-            SL_DecRef(pointer)
-            if address == UInt64.max && PyErr_Occurred() != nil { PyErr_Clear(); return nil }
-            return .tensor(dtype: index, address: address)
-        }
+    static func runtimeValue(_ object: PyPtr, _ runtime: Runtime) -> ArgumentValue? {
+        if runtime.isTensor(object) { return tensorValue(object, runtime) }
         return scalarValue(object)
+    }
+
+    /// dtype, address and device of an exact `torch.Tensor` / `Parameter`.
+    static func tensorValue(_ object: PyPtr, _ runtime: Runtime) -> ArgumentValue? {
+        guard let access = runtime.tensorAccess else { return nil }
+        guard let dtype = access.dtypeGet(access.dtype, object, UnsafeMutableRawPointer(SL_Type(object)).assumingMemoryBound(to: PyObject.self)) else {
+            PyErr_Clear()
+            return nil
+        }
+        let index = runtime.dtypeIndex(dtype)
+        SL_DecRef(dtype)
+        guard let index else { return nil }
+        guard let pointer = call(access.dataPtr, object) else { PyErr_Clear(); return nil }
+        // `unsigned long` is 64 bits on Linux, and its conversion reads the digits directly (the
+        // `long long` one goes through a byte array on 3.11).
+        let address = UInt64(PyLong_AsUnsignedLong(pointer))
+        SL_DecRef(pointer)
+        if address == UInt64.max && PyErr_Occurred() != nil { PyErr_Clear(); return nil }
+        guard let deviceObject = call(access.getDevice, object) else { PyErr_Clear(); return nil }
+        let device = PyLong_AsLong(deviceObject)
+        SL_DecRef(deviceObject)
+        guard let device = Int32(exactly: device) else { PyErr_Clear(); return nil }
+        return .tensor(dtype: index, address: address, device: device)
     }
 
     /// Ints, bools, floats and None, the scalars Triton specializes.

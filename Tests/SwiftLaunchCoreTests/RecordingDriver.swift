@@ -9,9 +9,9 @@ final class RecordingDriver: Driver {
         var parameters: [UInt64]
     }
 
-    /// What `hasCurrentContext` answers.
-    var hasContext = true
-    /// When set, `hasCurrentContext` throws it.
+    /// What `currentDevice` answers (nil: no current context).
+    var contextDevice: Int32? = 0
+    /// When set, `currentDevice` throws it.
     var contextError: DriverError?
     /// What `pointerInfo` answers, by address; addresses not in the table are unknown (nil).
     var pointerInfos: [UInt64: PointerInfo] = [:]
@@ -31,10 +31,10 @@ final class RecordingDriver: Driver {
         pointerInfos[address] = PointerInfo(devicePointer: devicePointer ?? address, deviceOrdinal: device)
     }
 
-    func hasCurrentContext() throws(DriverError) -> Bool {
+    func currentDevice() throws(DriverError) -> Int32? {
         contextQueries += 1
         if let contextError { throw contextError }
-        return hasContext
+        return contextDevice
     }
 
     func pointerInfo(_ address: UInt64) throws(DriverError) -> PointerInfo? {

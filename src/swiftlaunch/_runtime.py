@@ -35,6 +35,23 @@ def triton_dtype_names():
     return tuple(pairs)
 
 
+def tensor_access():
+    """`(dtype, data_ptr, get_device)` of `torch._C.TensorBase`, which the core calls directly on
+    exact `torch.Tensor` / `Parameter` arguments; None (the core then steps aside on every tensor)
+    if either class resolves one of those names to anything else."""
+    import inspect
+
+    import torch
+
+    names = ("dtype", "data_ptr", "get_device")
+    found = tuple(torch._C.TensorBase.__dict__.get(name) for name in names)
+    for cls in (torch.Tensor, torch.nn.Parameter):
+        for name, accessor in zip(names, found):
+            if accessor is None or inspect.getattr_static(cls, name) is not accessor:
+                return None
+    return found
+
+
 def ensure_configured() -> bool:
     """Configures the core on first use; False when there is no core to configure."""
     global _configured
@@ -54,13 +71,13 @@ def ensure_configured() -> bool:
         native.configure(
             (torch.Tensor, torch.nn.Parameter),
             triton_dtype_names(),
-            torch._C._cuda_getDevice if cuda else None,
             torch._C._cuda_getCurrentRawStream if cuda else None,
             knobs.runtime,
             knobs.compilation,
             knobs.HookChain,
             _allocation._allocator,
             _allocation.NullAllocator,
+            tensor_access(),
         )
         _configured = True
     return True

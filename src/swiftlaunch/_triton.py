@@ -77,6 +77,12 @@ def remember(kernel, fn: JITFunction, token, spec, compiled, args, kwargs) -> No
     import torch
 
     device = torch.cuda.current_device()
+    # The core keys on the device of the current CUDA context; Triton on torch's current device. They
+    # differ only while torch holds a device switch back until that device has a context: cache
+    # nothing then.
+    if kernel.key(device, *args, **kwargs) != token:
+        count_fallback("device differs from torch's")
+        return
     binder = fn.device_caches[device][4]
     _, triton_spec, _ = binder(*args, **kwargs)
     if list(triton_spec) != list(spec):

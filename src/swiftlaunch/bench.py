@@ -12,6 +12,14 @@ timing, repetitions are interleaved across stacks (so drift in clocks or noisy n
 stack alike), and each cell reports the median and min over repetitions plus ratios to eager PyTorch
 and to the floor. This is the method of the project's baseline note (``baseline-h200.md``).
 
+After the suite, and alone with ``--targets-only``, it measures issue 3's launch-overhead targets and
+prints them last: vec_add with its output allocated once, outside the timed call, through swiftlaunch
+(``fast`` and ``@swiftlaunch.jit``), Triton, ``CompiledKernel.run`` called directly and the Swift
+core's raw ``cuLaunchKernelEx`` loop; the ratios swiftlaunch / compiled_run (target <= 0.90) and
+swiftlaunch / raw_launch (<= 1.25); and the cost of one extra tensor argument, the least-squares
+slope over the 4-, 16- and 64-tensor kernels (<= 60 ns for swiftlaunch). Each target line says met
+or missed from the figures measured in that run; missing a target does not change the exit status.
+
 Without a GPU (or with ``--cpu``) the launch figures cannot be measured. It then measures the
 host-side work that needs no GPU: the per-call specialization and cache key (Triton's binder +
 ``compute_cache_key``, Helion's ``Kernel.specialization_key`` and ``swiftlaunch.dispatch_key``) on
@@ -19,19 +27,20 @@ CPU tensors, and says so. Missing pieces (Helion, the Swift core, matplotlib) sk
 chart with the reason; they never fail the run.
 
 Output: the table on stdout, progress on stderr, and under ``--out``: ``results.json`` (machine,
-card, driver, versions, settings, every cell's samples), ``table.txt`` and a chart
-(``launch_cost.png``; ``key_cost.png`` without a GPU). The exit status is 1 only when a stack
-raised or gave a wrong result.
+card, driver, versions, settings, every cell's samples, the targets under ``"targets"``; without a GPU
+``{"skipped": ...}``), ``table.txt`` and a chart (``launch_cost.png``; ``key_cost.png`` without a GPU;
+none with ``--targets-only``). The exit status is 1 only when a stack raised or gave a wrong result.
 
-Importable: ``main(argv)`` is the command; ``run_launch_bench`` / ``run_key_bench`` return the results
-as a dict (the same one written to ``results.json``); ``format_launch_table`` / ``format_key_table``
-render them.
+Importable: ``main(argv)`` is the command; ``run_launch_bench`` / ``run_targets_bench`` /
+``run_key_bench`` return the results as a dict (the same one written to ``results.json``);
+``format_launch_table`` / ``format_targets_table`` / ``format_key_table`` render them.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -43,7 +52,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -86,6 +95,30 @@ KEY_IMPLS: dict[str, str] = {
 }
 
 NO_GPU_NOTE = "launch figures need a CUDA GPU"
+
+# Issue 3's launch-overhead targets, measured with every output allocated once, outside the timed call.
+#: Stack name -> what one call of it is, in the targets section. Order is table order.
+TARGET_STACKS: dict[str, str] = {
+    "triton": "Triton kernel[grid](out, ...)",
+    "compiled_run": "CompiledKernel.run(..., out, ...) called directly (hooks and launch_metadata None, "
+                    "stream read once)",
+    "swiftlaunch": "swiftlaunch.fast(kernel)[grid](out, ...)",
+    "swiftlaunch_jit": "kernel[grid](out, ...) for a @swiftlaunch.jit kernel",
+    "raw_launch": "cuLaunchKernelEx loop in the Swift core, arguments packed once",
+}
+TARGET_KERNEL = "vec_add"
+#: (stack, the stack it is divided by, the most the ratio of their vec_add medians may be).
+TARGET_RATIOS: tuple[tuple[str, str, float], ...] = (
+    ("swiftlaunch", "compiled_run", 0.90),
+    ("swiftlaunch", "raw_launch", 1.25),
+    ("swiftlaunch_jit", "compiled_run", 0.90),
+    ("swiftlaunch_jit", "raw_launch", 1.25),
+)
+#: The kernels whose slope is the cost of one extra tensor argument -> their tensor arguments.
+TENSOR_KERNELS: dict[str, int] = {"many_args_4": 4, "many_args_16": 16, "many_args_64": 64}
+TENSOR_STACKS = ("triton", "compiled_run", "swiftlaunch")
+TENSOR_TARGET_STACK, TENSOR_TARGET_NS = "swiftlaunch", 60.0
+NO_GPU_TARGETS = "launch-overhead targets need a CUDA GPU"
 
 LAUNCH_NOTES = [
     "x floor: over empty_like + raw_launch, i.e. allocating an output plus a bare cuLaunchKernelEx; "
@@ -368,9 +401,31 @@ def _prep_eager(bk: BenchKernel, env: Env) -> Prepared:
     return Prepared(call=bk.eager, check=bk.eager)
 
 
-def _launching(kernel: Any, bk: BenchKernel) -> Prepared:
-    # ``kernel[grid]`` runs on every call, as in user code.
-    grid, args, cx, like, empty_like = bk.grid, bk.args, bk.constexprs, bk.like, torch.empty_like
+def _into(out: torch.Tensor, call: Callable[[], Any]) -> Callable[[], torch.Tensor]:
+    """The check of a stack that writes into one preallocated ``out``: NaN first, so a call that
+    wrote nothing cannot pass with what an earlier call left there."""
+
+    def check():
+        out.fill_(float("nan"))
+        call()
+        return out
+
+    return check
+
+
+def _launching(kernel: Any, bk: BenchKernel, preallocated: bool = False) -> Prepared:
+    # ``kernel[grid]`` runs on every call, as in user code. Two closures rather than one with a
+    # branch: the timed call must hold nothing but the call being measured.
+    grid, args, cx = bk.grid, bk.args, bk.constexprs
+    if preallocated:
+        out = torch.empty_like(bk.like)
+
+        def call_into():
+            kernel[grid](out, *args, **cx)
+            return out
+
+        return Prepared(call=call_into, check=_into(out, call_into))
+    like, empty_like = bk.like, torch.empty_like
 
     def call():
         out = empty_like(like)
@@ -380,21 +435,21 @@ def _launching(kernel: Any, bk: BenchKernel) -> Prepared:
     return Prepared(call=call, check=call)
 
 
-def _prep_triton(bk: BenchKernel, env: Env) -> Prepared:
-    return _launching(bk.jit_fn, bk)
+def _prep_triton(bk: BenchKernel, env: Env, preallocated: bool = False) -> Prepared:
+    return _launching(bk.jit_fn, bk, preallocated)
 
 
-def _prep_swiftlaunch(bk: BenchKernel, env: Env) -> Prepared:
+def _prep_swiftlaunch(bk: BenchKernel, env: Env, preallocated: bool = False) -> Prepared:
     if env.sl_error:
         raise Unavailable(env.sl_error)
     kernel = env.sl.fast(bk.jit_fn)
     # No native key means every call would go to Triton: timing it would only time Triton again.
     if env.sl.dispatch_key(kernel, torch.empty_like(bk.like), *bk.args, **bk.constexprs) is None:
         raise Unavailable(f"swiftlaunch steps aside to Triton here ({kernel!r})")
-    return _launching(kernel, bk)
+    return _launching(kernel, bk, preallocated)
 
 
-def _prep_swiftlaunch_jit(bk: BenchKernel, env: Env) -> Prepared:
+def _prep_swiftlaunch_jit(bk: BenchKernel, env: Env, preallocated: bool = False) -> Prepared:
     # The same kernel source through `@swiftlaunch.jit`: a JITFunction subclass whose `[grid]` is a
     # Python method in front of the same native launch as `fast`.
     if env.sl_error:
@@ -402,10 +457,10 @@ def _prep_swiftlaunch_jit(bk: BenchKernel, env: Env) -> Prepared:
     kernel = env.sl.jit(bk.jit_fn.fn)
     if env.sl.dispatch_key(kernel, torch.empty_like(bk.like), *bk.args, **bk.constexprs) is None:
         raise Unavailable(f"swiftlaunch steps aside to Triton here ({kernel!r})")
-    return _launching(kernel, bk)
+    return _launching(kernel, bk, preallocated)
 
 
-def _prep_compiled_run(bk: BenchKernel, env: Env) -> Prepared:
+def _prep_compiled_run(bk: BenchKernel, env: Env, preallocated: bool = False) -> Prepared:
     # Triton's own last step (jit.py, JITFunction.run), minus its Python around it. Triton passes
     # kernel.launch_metadata(...) and knobs.runtime.launch_enter_hook / launch_exit_hook, HookChain
     # objects that the C launcher calls on every launch even when empty; here they are None, and the
@@ -414,7 +469,16 @@ def _prep_compiled_run(bk: BenchKernel, env: Env) -> Prepared:
     tail = _bound_tail(bk, bk.like)  # the output slot is filled per call; only the tail is kept
     g0, g1, g2 = _grid3(bk.grid)
     stream = torch.cuda.current_stream().cuda_stream
-    function, packed, like, empty_like = compiled.function, compiled.packed_metadata, bk.like, torch.empty_like
+    function, packed = compiled.function, compiled.packed_metadata
+    if preallocated:
+        out = torch.empty_like(bk.like)
+
+        def call_into():
+            compiled.run(g0, g1, g2, stream, function, packed, None, None, None, out, *tail)
+            return out
+
+        return Prepared(call=call_into, check=_into(out, call_into))
+    like, empty_like = bk.like, torch.empty_like
 
     def call():
         out = empty_like(like)
@@ -496,12 +560,7 @@ def _prep_raw_launch(bk: BenchKernel, env: Env) -> Prepared:
     def batch(n: int):
         return raw_launch_loop(fast_kernel, token, grid, args, stream, device, n)
 
-    def check():
-        out.fill_(float("nan"))
-        batch(1)
-        return out
-
-    return Prepared(batch=batch, check=check)
+    return Prepared(batch=batch, check=_into(out, lambda: batch(1)))
 
 
 PREPARE: dict[str, Callable[[BenchKernel, Env], Prepared]] = {
@@ -517,6 +576,14 @@ PREPARE: dict[str, Callable[[BenchKernel, Env], Prepared]] = {
     "raw_launch": _prep_raw_launch,
 }
 assert PREPARE.keys() == STACKS.keys()
+
+#: The targets section's stacks: the output allocated once, when the stack is prepared.
+PREALLOCATED: dict[str, Callable[[BenchKernel, Env], Prepared]] = {
+    **{name: functools.partial(PREPARE[name], preallocated=True)
+       for name in ("triton", "compiled_run", "swiftlaunch", "swiftlaunch_jit")},
+    "raw_launch": _prep_raw_launch,  # allocation-free already
+}
+assert PREALLOCATED.keys() == TARGET_STACKS.keys()
 
 
 # --- GPU: running the suite ---------------------------------------------------------------------
@@ -572,6 +639,16 @@ def _progress(text: str) -> None:
 def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Settings,
                  sync: Callable[[], None]) -> list[Cell]:
     """Prepare, check, warm up and time every stack on one kernel; one Cell per stack."""
+    cells, ready = prepare_stacks(bk, stacks, env, settings, sync)
+    time_interleaved(ready, settings, sync)
+    return cells
+
+
+def prepare_stacks(bk: BenchKernel, stacks: list[str], env: Env, settings: Settings, sync: Callable[[], None],
+                   prepare: dict[str, Callable[[BenchKernel, Env], Prepared]] = PREPARE,
+                   ) -> tuple[list[Cell], list[tuple[Cell, Prepared]]]:
+    """Prepare, check against eager and warm up every stack on one kernel: one Cell per stack, and
+    the (cell, prepared) pairs that are ready to time. ``prepare`` maps a stack to how it is built."""
     cells = {name: Cell(bk.name, name) for name in stacks}
     ready: dict[str, Prepared] = {}
     reference = bk.eager()
@@ -580,7 +657,7 @@ def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Setting
     for name in stacks:
         cell = cells[name]
         try:
-            prepared = PREPARE[name](bk, env)
+            prepared = prepare[name](bk, env)
             out = _steady_output(bk, prepared, keep) if prepared.check is not None else None
             sync()
         except Unavailable as e:
@@ -609,26 +686,32 @@ def bench_kernel(bk: BenchKernel, stacks: list[str], env: Env, settings: Setting
         except Exception as e:  # noqa: BLE001
             _failed(cells[name], "error", e)
             del ready[name]
+    return [cells[name] for name in stacks], [(cells[name], prepared) for name, prepared in ready.items()]
 
-    # Interleaved: every repetition visits every stack, so slow drift is shared by all of them.
+
+def time_interleaved(ready: list[tuple[Cell, Prepared]], settings: Settings, sync: Callable[[], None],
+                     wall_sync: bool = True) -> None:
+    """Time every ready (cell, prepared) pair, appending to the cells' samples. Interleaved: every
+    repetition visits every pair, so slow drift is shared by all of them. Pairs may come from several
+    kernels. ``wall_sync=False`` times cpu_only alone."""
+    live = list(ready)
     for rep in range(settings.reps):
-        for name, prepared in list(ready.items()):
-            cell = cells[name]
+        for pair in list(live):
+            cell, prepared = pair
             try:
                 if prepared.call is not None:
                     cell.cpu_only_ns.append(time_per_call(prepared.call, settings.calls, sync))
-                    if name not in FLOOR_STACKS:
+                    if wall_sync and cell.stack not in FLOOR_STACKS:
                         cell.wall_sync_ns.append(time_per_call_synced(prepared.call, settings.wall_calls, sync))
                 else:
                     cell.cpu_only_ns.append(time_batch(prepared.batch, settings.calls, sync))
             except Exception as e:  # noqa: BLE001
                 _failed(cell, "error", e)
-                del ready[name]
+                live = [p for p in live if p is not pair]
                 continue
             if rep == settings.reps - 1:
                 wall = f"   wall+sync {statistics.median(cell.wall_sync_ns) / 1000:8.2f} us" if cell.wall_sync_ns else ""
-                _progress(f"  {bk.name:<13} {name:<24} cpu_only {statistics.median(cell.cpu_only_ns) / 1000:8.2f} us{wall}")
-    return [cells[name] for name in stacks]
+                _progress(f"  {cell.kernel:<13} {cell.stack:<24} cpu_only {statistics.median(cell.cpu_only_ns) / 1000:8.2f} us{wall}")
 
 
 def _failed(cell: Cell, status: str, why: BaseException | str) -> None:
@@ -657,12 +740,29 @@ def _cell_dict(cell: Cell, eager: Cell | None, floor_us: float | None) -> dict[s
     }
 
 
+def _sync_for(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.startswith("cuda") else _nothing
+
+
+def _stats_for(env: Env) -> Callable[..., dict] | None:
+    """swiftlaunch.stats when the native path is measured: it tells whether swiftlaunch stepped aside."""
+    return getattr(env.sl, "stats", None) if env.sl is not None and not env.sl_error else None
+
+
+def _error_cells(kernel: str, stacks: Iterable[str], e: BaseException) -> list[Cell]:
+    """One failed Cell per stack, for a kernel that could not even be built."""
+    cells = [Cell(kernel, s) for s in stacks]
+    for c in cells:
+        c.fail("error", e)
+    return cells
+
+
 def run_launch_bench(kernels: list[str], stacks: list[str], settings: Settings, device: str = "cuda",
-                     env: Env | None = None) -> dict[str, Any]:
-    """The GPU benchmark; returns the results dict written to results.json."""
+                     env: Env | None = None, targets: bool = True) -> dict[str, Any]:
+    """The GPU benchmark; returns the results dict written to results.json. ``targets``: issue 3's
+    launch-overhead targets too, measured after the suite, under ``results["targets"]``."""
     env = env or probe_env(want_helion=any("helion" in s for s in stacks))
-    sync = torch.cuda.synchronize if device.startswith("cuda") else _nothing
-    stats = getattr(env.sl, "stats", None) if env.sl is not None and not env.sl_error else None
+    sync, stats = _sync_for(device), _stats_for(env)
     results = _header("gpu", kernels, stacks, settings, env, cuda=device.startswith("cuda"))
     results["loop_overhead_ns"] = loop_overhead_ns()
     results["notes"] = list(LAUNCH_NOTES)
@@ -672,10 +772,7 @@ def run_launch_bench(kernels: list[str], stacks: list[str], settings: Settings, 
         try:
             bk = make_kernel(name, device)
         except Exception as e:  # noqa: BLE001
-            cells = [Cell(name, s) for s in stacks]
-            for c in cells:
-                c.fail("error", e)
-            bk = None
+            cells, bk = _error_cells(name, stacks, e), None
         else:
             if stats:
                 stats(reset=True)
@@ -694,7 +791,108 @@ def run_launch_bench(kernels: list[str], stacks: list[str], settings: Settings, 
             "floor_us": floor_us,
         }
         results["cells"].extend(_cell_dict(c, eager, floor_us) for c in cells)
+    if targets:
+        results["targets"] = run_targets(settings, env, device)
     return results
+
+
+# --- GPU: issue 3's launch-overhead targets -------------------------------------------------------
+
+
+def run_targets_bench(settings: Settings, device: str = "cuda", env: Env | None = None) -> dict[str, Any]:
+    """``--targets-only``: the results dict with issue 3's targets alone (no suite, no cells)."""
+    env = env or probe_env(want_helion=False)
+    results = _header("gpu", [TARGET_KERNEL, *TENSOR_KERNELS], list(TARGET_STACKS), settings, env,
+                      cuda=device.startswith("cuda"))
+    results["settings"]["targets_only"] = True
+    results["stacks"] = dict(TARGET_STACKS)
+    results["loop_overhead_ns"] = loop_overhead_ns()
+    results["notes"], results["kernels"], results["cells"] = [], {}, []
+    results["targets"] = run_targets(settings, env, device, results["loop_overhead_ns"])
+    return results
+
+
+def run_targets(settings: Settings, env: Env, device: str = "cuda", loop_ns: float | None = None) -> dict[str, Any]:
+    """Issue 3's targets: vec_add through every TARGET_STACKS stack and the tensor-argument kernels
+    through TENSOR_STACKS, each output allocated once; every cell checked against eager, then all of
+    them timed cpu_only in one interleaved loop, so the ratios and the slope compare like with like."""
+    _progress(f"[targets] {TARGET_KERNEL} and {', '.join(TENSOR_KERNELS)}, outputs preallocated -- "
+              "compiling and checking")
+    sync, stats = _sync_for(device), _stats_for(env)
+    if stats:
+        stats(reset=True)
+    cells: list[Cell] = []
+    ready: list[tuple[Cell, Prepared]] = []
+    for name in (TARGET_KERNEL, *TENSOR_KERNELS):
+        stacks = list(TARGET_STACKS) if name == TARGET_KERNEL else list(TENSOR_STACKS)
+        try:
+            bk = make_kernel(name, device)
+        except Exception as e:  # noqa: BLE001
+            cells.extend(_error_cells(name, stacks, e))
+            continue
+        kernel_cells, kernel_ready = prepare_stacks(bk, stacks, env, settings, sync, PREALLOCATED)
+        cells.extend(kernel_cells)
+        ready.extend(kernel_ready)
+    time_interleaved(ready, settings, sync, wall_sync=False)
+    card = torch.cuda.get_device_name() if device.startswith("cuda") else device
+    targets = summarize_targets(cells, card, settings, loop_overhead_ns() if loop_ns is None else loop_ns)
+    if stats:
+        targets["swiftlaunch_stats"] = stats()
+    return targets
+
+
+def per_tensor_slope_ns(points: dict[int, float]) -> float | None:
+    """Least-squares slope of us per call against the number of tensor arguments, in ns per extra
+    tensor argument; None with fewer than two points."""
+    if len(points) < 2:
+        return None
+    counts = sorted(points)
+    slope, _ = statistics.linear_regression(counts, [points[n] for n in counts])
+    return slope * 1000.0
+
+
+def verdict(value: float | None, limit: float) -> str:
+    """A target (value <= limit) as measured: met, missed, or not measured."""
+    if value is None:
+        return "not measured"
+    return "met" if value <= limit else "missed"
+
+
+def summarize_targets(cells: list[Cell], card: str, settings: Settings, loop_ns: float) -> dict[str, Any]:
+    """Issue 3's figures and verdicts from the timed cells: ``results["targets"]``."""
+    by_key = {(c.kernel, c.stack): c for c in cells}
+
+    def median_us(kernel: str, stack: str) -> float | None:
+        c = by_key.get((kernel, stack))
+        return statistics.median(c.cpu_only_ns) / 1000 if c and c.status == "ok" and c.cpu_only_ns else None
+
+    vec_us = {s: median_us(TARGET_KERNEL, s) for s in TARGET_STACKS}
+    tensor_us = {s: {n: median_us(k, s) for k, n in TENSOR_KERNELS.items()} for s in TENSOR_STACKS}
+    # A slope over some of the counts would not be the one asked for: all of them, or none.
+    slopes = {s: per_tensor_slope_ns(us) if None not in us.values() else None for s, us in tensor_us.items()}
+    verdicts = []
+    for stack, base, limit in TARGET_RATIOS:
+        num, den = vec_us[stack], vec_us[base]
+        value = num / den if num is not None and den else None
+        verdicts.append({"target": f"{stack} / {base}", "value": value, "limit": limit, "unit": "x",
+                         "verdict": verdict(value, limit)})
+    value = slopes[TENSOR_TARGET_STACK]
+    verdicts.append({"target": f"{TENSOR_TARGET_STACK} ns per extra tensor", "value": value,
+                     "limit": TENSOR_TARGET_NS, "unit": "ns", "verdict": verdict(value, TENSOR_TARGET_NS)})
+    return {
+        "card": card,
+        "kernel": TARGET_KERNEL,
+        "title": KERNELS[TARGET_KERNEL],
+        "tensor_kernels": dict(TENSOR_KERNELS),
+        "stacks": dict(TARGET_STACKS),
+        "settings": {"cpu_only_calls": settings.calls, "reps": settings.reps, "warmup": settings.warmup},
+        "loop_overhead_ns": loop_ns,
+        "vec_add_us": vec_us,
+        "tensor_args_us": tensor_us,
+        "ns_per_extra_tensor": slopes,
+        "verdicts": verdicts,
+        "cells": [_cell_dict(c, None, None) for c in cells],
+    }
 
 
 # --- without a GPU: the host-side key computations ------------------------------------------------
@@ -994,6 +1192,59 @@ def format_key_table(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def format_targets_table(targets: dict[str, Any]) -> str:
+    """Issue 3's targets: one row per stack (vec_add, the tensor-argument kernels, the slope), then
+    one line per target with its verdict. With no GPU, the one line that says they were skipped."""
+    if "skipped" in targets:
+        return f"{targets['skipped']}: skipped"
+    cells = {(c["kernel"], c["stack"]): c for c in targets["cells"]}
+    counts = targets["tensor_kernels"]
+    out = [f"launch-overhead targets (issue 3), us per call -- {targets['card']}: outputs allocated once, "
+           "outside the timed call"]
+
+    def figure(kernel: str, stack: str, key: str = "median") -> str:
+        c = cells.get((kernel, stack))
+        if c is None:
+            return ""  # not a stack of this kernel
+        if c["status"] == "ok" and c["cpu_only_us"]:
+            return _num(c["cpu_only_us"][key])
+        return c["status"] if key == "median" else ""  # the reason is listed below the verdicts
+
+    header = ["stack", targets["kernel"], "(min)", *(f"{n} tensors" for n in counts.values()),
+              "ns/extra tensor", "check"]
+    rows: list[list[str] | tuple[str, str]] = []
+    for stack in targets["stacks"]:
+        mine = [c for (_, s), c in cells.items() if s == stack]
+        checked = sum(c["check"] == "ok" for c in mine)
+        rows.append([stack, figure(targets["kernel"], stack), figure(targets["kernel"], stack, "min"),
+                     *(figure(kernel, stack) for kernel in counts),
+                     _num(targets["ns_per_extra_tensor"].get(stack), "{:.0f}"),
+                     "ok" if checked == len(mine) else f"{checked}/{len(mine)} ok"])
+    out.extend(_table(header, rows))
+    out.append("")
+    verdict_rows: list[list[str] | tuple[str, str]] = []
+    for v in targets["verdicts"]:
+        # One decimal more than the limit has, so that a value just over it never reads as equal.
+        fmt, limit = ("{:.1f}", f"<= {v['limit']:.0f} ns") if v["unit"] == "ns" else ("{:.3f}", f"<= {v['limit']:.2f}")
+        verdict_rows.append([v["target"], _num(v["value"], fmt) or "-", limit, v["verdict"]])
+    out.extend(_table(["target", "measured", "limit", "verdict"], verdict_rows))
+    for c in targets["cells"]:
+        if c["status"] != "ok":
+            out.append(f"  {c['kernel']}/{c['stack']}: {c['status']}: {c['reason']}")
+    stats = targets.get("swiftlaunch_stats")
+    if isinstance(stats, dict) and stats.get("fallbacks"):
+        out.append(f"  note: swiftlaunch stepped aside to Triton here: {stats['fallbacks']}")
+    s = targets["settings"]
+    out.append("")
+    out.append(f"cpu_only: {s['cpu_only_calls']} calls back to back, one sync, per call; median and min of "
+               f"{s['reps']} repetitions after {s['warmup']} warm-up calls, every cell of this table interleaved.")
+    out.append(f"Ratios are of {targets['kernel']} medians; ns/extra tensor is the least-squares slope of the "
+               f"medians over {', '.join(map(str, counts.values()))} tensor arguments. raw_launch loops in the "
+               f"Swift core; the other stacks include the Python timing loop, {targets['loop_overhead_ns']:.0f} ns "
+               "per call.")
+    return "\n".join(out)
+
+
 def write_chart(path: Path, groups: list[str], series: list[str], value: Callable[[str, str], float | None],
                 xlabel: str, title: str, label_fmt: str = "{:.1f}") -> str | None:
     """Horizontal grouped bars (one group per kernel, one bar per stack); returns why not, if not."""
@@ -1091,11 +1342,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, metavar="N", help="repetitions")
     p.add_argument("--cpu", action="store_true",
                    help="measure only the host-side dispatch key, as on a machine without a GPU")
+    p.add_argument("--targets-only", action="store_true",
+                   help="only issue 3's launch-overhead targets (vec_add and 4/16/64 tensor arguments, "
+                        "outputs preallocated), which otherwise run after the suite; ignores --kernels "
+                        "and --stacks")
     args = p.parse_args(argv)
     for opt in ("calls", "reps"):
         if getattr(args, opt) is not None and getattr(args, opt) < 1:
             p.error(f"--{opt} must be at least 1")
     return args
+
+
+def _failure(cell: dict[str, Any], where: str = "") -> str:
+    return f"{where}{cell['kernel']}/{cell['stack']}: {cell['reason']}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1107,19 +1366,30 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     if torch.cuda.is_available() and not args.cpu:
-        results = run_launch_bench(kernels, stacks, settings)
-        table = format_launch_table(results)
-        failed = [c for c in results["cells"] if c["status"] in ("error", "wrong")]
+        if args.targets_only:
+            results = run_targets_bench(settings)
+            tables = []
+        else:
+            results = run_launch_bench(kernels, stacks, settings)
+            tables = [format_launch_table(results)]
+        failed = [_failure(c) for c in results["cells"] if c["status"] in ("error", "wrong")]
+        failed += [_failure(c, "targets ") for c in results["targets"]["cells"] if c["status"] in ("error", "wrong")]
     else:
         if not torch.cuda.is_available():
             _progress(f"swiftlaunch bench: no CUDA GPU -- {NO_GPU_NOTE}; measuring the host-side "
                       "dispatch key on CPU tensors instead")
-        results = run_key_bench(kernels, stacks, settings)
-        table = format_key_table(results)
-        failed = [r for r in results["cpu"]["rows"] if r["status"] == "error"]
+        if args.targets_only:
+            results = _header("cpu", [], [], settings, probe_env(want_helion=False), cuda=False)
+            tables = []
+        else:
+            results = run_key_bench(kernels, stacks, settings)
+            tables = [format_key_table(results)]
+        results["targets"] = {"skipped": NO_GPU_TARGETS}
+        failed = [_failure(r) for r in results.get("cpu", {}).get("rows", []) if r["status"] == "error"]
+    table = "\n\n".join([*tables, format_targets_table(results["targets"])])  # the targets last
 
     try:
-        chart_path, chart_skipped = _chart(results, out_dir)
+        chart_path, chart_skipped = (out_dir, "--targets-only: no chart") if args.targets_only else _chart(results, out_dir)
     except Exception as e:  # noqa: BLE001 - the table and results.json matter more than the picture
         chart_path, chart_skipped = out_dir, f"chart failed: {type(e).__name__}: {_first_line(e)}"
     results["chart"] = None if chart_skipped else chart_path.name
@@ -1130,8 +1400,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out_dir / 'results.json'}, {out_dir / 'table.txt'}"
           + (f", {chart_path}" if not chart_skipped else f" ({chart_skipped})"))
     if failed:
-        print(f"{len(failed)} cell(s) failed: " + "; ".join(f"{c['kernel']}/{c['stack']}: {c['reason']}"
-                                                           for c in failed))
+        print(f"{len(failed)} cell(s) failed: " + "; ".join(failed))
         return 1
     return 0
 

@@ -584,6 +584,60 @@ def test_launch_hook_added_after_first_call(runner, chain_name):
 
 
 @pytest.mark.parametrize("runner", SWIFT_RUNNERS)
+def test_launch_hook_set_on_the_knobs_instance(runner):
+    # `knobs.runtime.launch_enter_hook = f` replaces the class's HookChain in the instance dict; the
+    # core reads the instance entry first, and `scope()` puts everything back.
+    grid, args, kwargs = add_args(1000)
+    fn = launcher(zoo.add_kernel, runner)
+    (expected,), _, _ = run(zoo.add_kernel, grid, args, kwargs)
+    run(fn, grid, args, kwargs)
+    calls = []
+    with triton.knobs.runtime.scope():
+        triton.knobs.runtime.launch_enter_hook = lambda metadata: calls.append(metadata.get()["name"])
+        before = counters()
+        (out,), exc, _ = run(fn, grid, args, kwargs)
+        after = counters()
+        assert exc is None, exc
+        assert_same(out, expected, f"{runner} with an instance launch hook")
+        assert calls == ["add_kernel"], calls
+        assert after[0] == before[0] and after[2] - before[2] == 1, swiftlaunch.stats()
+    before = counters()
+    (out,), _, _ = run(fn, grid, args, kwargs)
+    assert counters()[0] - before[0] == 1, f"fast path back after scope(): {swiftlaunch.stats()}"
+    assert_same(out, expected, f"{runner} after scope()")
+
+
+@pytest.mark.parametrize("runner", SWIFT_RUNNERS)
+def test_instance_knobs_that_change_nothing_keep_the_fast_path(runner):
+    # Explicit instance values equal to the defaults: the core's slow knob path must still launch.
+    grid, args, kwargs = add_args(1000)
+    fn = launcher(zoo.add_kernel, runner)
+    (expected,), _, _ = run(zoo.add_kernel, grid, args, kwargs)
+    run(fn, grid, args, kwargs)
+    with triton.knobs.runtime.scope(), triton.knobs.compilation.scope():
+        triton.knobs.runtime.debug = False
+        triton.knobs.runtime.add_stages_inspection_hook = None
+        triton.knobs.compilation.instrumentation_mode = ""
+        before = counters()
+        (out,), exc, _ = run(fn, grid, args, kwargs)
+        assert exc is None, exc
+        assert counters()[0] - before[0] == 1, swiftlaunch.stats()
+        assert_same(out, expected, f"{runner} with default-valued instance knobs")
+
+
+def test_pinned_host_tensor_goes_to_triton():
+    # Triton launches pinned host memory (the driver maps it); torch says device -1, so the core
+    # steps aside and Triton's result is the result.
+    grid, args, kwargs = add_args(1000)
+    pinned = args[0].cpu().pin_memory()
+    pinned_args = [pinned] + args[1:]
+    check_differential(zoo.add_kernel, grid, args, kwargs)  # warm
+    before = swiftlaunch.stats()["fallbacks"].get("pointer is not device memory", 0)
+    check_differential(zoo.add_kernel, grid, pinned_args, kwargs, expect_hit=False)
+    assert swiftlaunch.stats()["fallbacks"].get("pointer is not device memory", 0) > before, swiftlaunch.stats()
+
+
+@pytest.mark.parametrize("runner", SWIFT_RUNNERS)
 def test_pre_run_hook_added_after_first_call(runner):
     # Hooks cannot be removed from a JITFunction, so this test uses kernels of its own.
     if runner == "fast":

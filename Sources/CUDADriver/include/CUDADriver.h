@@ -19,6 +19,7 @@ enum {
     CUDA_ERROR_INVALID_VALUE = 1,
     CUDA_ERROR_NOT_INITIALIZED = 3,
     CUDA_ERROR_NO_DEVICE = 100,
+    CUDA_ERROR_INVALID_CONTEXT = 201,
 };
 
 enum {
@@ -80,6 +81,7 @@ typedef CUresult (*cuDeviceGetName_t)(char *name, int length, CUdevice device);
 typedef CUresult (*cuDeviceGetAttribute_t)(int *value, int attribute, CUdevice device);
 typedef CUresult (*cuDeviceTotalMem_t)(size_t *bytes, CUdevice device);
 typedef CUresult (*cuCtxGetCurrent_t)(CUcontext *context);
+typedef CUresult (*cuCtxGetDevice_t)(CUdevice *device);
 typedef CUresult (*cuCtxSetCurrent_t)(CUcontext context);
 typedef CUresult (*cuDevicePrimaryCtxRetain_t)(CUcontext *context, CUdevice device);
 typedef CUresult (*cuPointerGetAttribute_t)(void *data, int attribute, CUdeviceptr pointer);
