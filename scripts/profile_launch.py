@@ -36,6 +36,8 @@ def main():
     grid = (triton.cdiv(N, 1024),)
     fast = swiftlaunch.fast(kernel)
     fast[grid](out, x, y, N, BLOCK=1024)
+    jitted = swiftlaunch.jit(kernel.fn)
+    jitted[grid](out, x, y, N, BLOCK=1024)
     compiled = kernel[grid](out, x, y, N, BLOCK=1024)
     device = torch.cuda.current_device()
     stream = torch.cuda.current_stream().cuda_stream
@@ -57,7 +59,12 @@ def main():
         "guard reads from Python": guards_from_python,
         "3x (dtype, data_ptr()) from Python": lambda: (x.dtype, x.data_ptr(), y.dtype, y.data_ptr(),
                                                       out.dtype, out.data_ptr()),
+        "x.dtype (from Python)": lambda: x.dtype,
+        "x.data_ptr() (from Python)": x.data_ptr,
+        "x.get_device() (from Python)": x.get_device,
+        "_cuda_getCurrentRawStream(0)": lambda: torch._C._cuda_getCurrentRawStream(0),
         "torch._C._cuda_getDevice()": torch._C._cuda_getDevice,
+        "jit[grid](...)": lambda: jitted[grid](out, x, y, N, BLOCK=1024),
         "CompiledKernel.run (hooks None)": lambda: compiled.run(grid[0], 1, 1, stream, compiled.function,
                                                                 compiled.packed_metadata, None, None, None,
                                                                 out, x, y, N, 1024),

@@ -27,7 +27,7 @@ public struct PointerInfo: Equatable, Sendable {
 }
 
 /// The driver calls on the launch path. `DynamicDriver` is the real one; tests use a recording fake.
-public protocol Driver: AnyObject {
+public protocol Driver {
     /// The device of the calling thread's current CUDA context (where a launch runs), or nil when
     /// the thread has no current context.
     func currentDevice() throws(DriverError) -> Int32?
@@ -66,8 +66,9 @@ public struct LaunchConfig: Equatable, Sendable {
     }
 }
 
-/// The CUDA driver, found with `dlopen("libcuda.so.1")` at run time.
-public final class DynamicDriver: Driver {
+/// The CUDA driver, found with `dlopen("libcuda.so.1")` at run time. A value of plain function
+/// pointers: copying it on the launch path costs no reference counting.
+public struct DynamicDriver: Driver {
     private let cuCtxGetDevice: cuCtxGetDevice_t
     private let cuPointerGetAttributes: cuPointerGetAttributes_t
     private let cuLaunchKernelEx: cuLaunchKernelEx_t
@@ -80,8 +81,6 @@ public final class DynamicDriver: Driver {
     private let cuDeviceGetName: cuDeviceGetName_t
     private let cuDeviceGetAttribute: cuDeviceGetAttribute_t
     private let cuDeviceTotalMem: cuDeviceTotalMem_t
-    /// Where the library was found, for `info`.
-    public let libraryPath: String
 
     public enum LoadError: Error, CustomStringConvertible {
         case libraryNotFound(String)
@@ -116,8 +115,6 @@ public final class DynamicDriver: Driver {
         cuDeviceGetName = try symbol("cuDeviceGetName", cuDeviceGetName_t.self)
         cuDeviceGetAttribute = try symbol("cuDeviceGetAttribute", cuDeviceGetAttribute_t.self)
         cuDeviceTotalMem = try symbol("cuDeviceTotalMem_v2", cuDeviceTotalMem_t.self)
-        let path = swiftlaunch_library_path(unsafeBitCast(cuInit, to: UnsafeRawPointer.self))
-        libraryPath = path.map { String(cString: $0) } ?? "libcuda.so.1"
     }
 
     private func check(_ result: CUresult) throws(DriverError) {
@@ -213,6 +210,12 @@ public final class DynamicDriver: Driver {
         public var name: String
         public var computeCapability: (major: Int32, minor: Int32)
         public var totalMemory: Int
+    }
+
+    /// Where the library was found, for `info`.
+    public var libraryPath: String {
+        swiftlaunch_library_path(unsafeBitCast(cuInit, to: UnsafeRawPointer.self)).map { String(cString: $0) }
+            ?? "libcuda.so.1"
     }
 
     public func driverVersion() throws(DriverError) -> Int32 {

@@ -1,8 +1,11 @@
 /// Compiled kernels by dispatch key: an open-addressing table over flat key storage. Lookups take the
-/// key as borrowed words (stack storage on the hot path), touch no reference counts and allocate
-/// nothing; inserts copy the words. A value is whatever the caller must keep alive while its kernel
-/// can be launched (the translation layer stores the `CompiledKernel`).
-public struct LaunchCache<Value> {
+/// key as borrowed words (stack storage on the hot path) and allocate nothing; inserts copy the
+/// words. A value is whatever the caller must keep alive while its kernel can be launched (the
+/// translation layer stores the `CompiledKernel`).
+///
+/// Noncopyable, and its storage is its own buffers rather than arrays: an owner lends it out for each
+/// lookup, and a lookup touches no reference count but the value's.
+public struct LaunchCache<Value>: ~Copyable {
     @usableFromInline
     struct Entry {
         @usableFromInline var hash: UInt64
@@ -12,16 +15,31 @@ public struct LaunchCache<Value> {
     }
 
     /// Every key's words, back to back, in insertion order.
-    @usableFromInline var words: [UInt64] = []
-    @usableFromInline var entries: [Entry] = []
-    @usableFromInline var values: [Value] = []
+    @usableFromInline var words: UnsafeMutableBufferPointer<UInt64>
+    @usableFromInline var wordCount = 0
+    /// One entry and one value per key, in insertion order (`count` of each are initialized).
+    @usableFromInline var entries: UnsafeMutableBufferPointer<Entry>
+    @usableFromInline var values: UnsafeMutablePointer<Value>
+    public private(set) var count = 0
     /// Open-addressing index into `entries` (+1; 0 is empty). Its size is a power of two, at least
     /// twice the entry count, so every probe sequence ends at an empty slot.
-    @usableFromInline var table: [Int32] = Array(repeating: 0, count: 8)
+    @usableFromInline var table: UnsafeMutableBufferPointer<Int32>
 
-    public var count: Int { entries.count }
+    public init() {
+        words = .allocate(capacity: 64)
+        entries = .allocate(capacity: 4)
+        values = .allocate(capacity: 4)
+        table = .allocate(capacity: 8)
+        table.initialize(repeating: 0)
+    }
 
-    public init() {}
+    deinit {
+        values.deinitialize(count: count)
+        values.deallocate()
+        words.deallocate()
+        entries.deallocate()
+        table.deallocate()
+    }
 
     @inlinable
     public func lookup(_ key: UnsafeBufferPointer<UInt64>) -> Value? {
@@ -34,22 +52,16 @@ public struct LaunchCache<Value> {
     func find(_ key: UnsafeBufferPointer<UInt64>, hash: UInt64) -> (entry: Int?, slot: Int) {
         let mask = table.count &- 1
         var slot = Int(truncatingIfNeeded: hash) & mask
-        return table.withUnsafeBufferPointer { table in
-            entries.withUnsafeBufferPointer { entries in
-                words.withUnsafeBufferPointer { words in
-                    while true {
-                        let stored = Int(table[slot])
-                        if stored == 0 { return (nil, slot) }
-                        let entry = entries[stored &- 1]
-                        if entry.hash == hash && entry.count == key.count
-                            && (0..<key.count).allSatisfy({ words[entry.start &+ $0] == key[$0] })
-                        {
-                            return (stored &- 1, slot)
-                        }
-                        slot = (slot &+ 1) & mask
-                    }
-                }
+        while true {
+            let stored = Int(table[slot])
+            if stored == 0 { return (nil, slot) }
+            let entry = entries[stored &- 1]
+            if entry.hash == hash && entry.count == key.count
+                && (0..<key.count).allSatisfy({ words[entry.start &+ $0] == key[$0] })
+            {
+                return (stored &- 1, slot)
             }
+            slot = (slot &+ 1) & mask
         }
     }
 
@@ -61,29 +73,53 @@ public struct LaunchCache<Value> {
             values[index] = value
             return
         }
-        let index = entries.count
-        entries.append(Entry(hash: hash, start: words.count, count: key.count))
-        words.append(contentsOf: key)
-        values.append(value)
-        table[found.slot] = Int32(index + 1)
-        if entries.count * 2 > table.count { rebuildTable(size: table.count * 2) }
+        reserve(entries: count + 1, words: wordCount + key.count)
+        entries[count] = Entry(hash: hash, start: wordCount, count: key.count)
+        (values + count).initialize(to: value)
+        for (offset, word) in key.enumerated() { words[wordCount + offset] = word }
+        wordCount += key.count
+        table[found.slot] = Int32(count + 1)
+        count += 1
+        if count * 2 > table.count { rebuildTable(size: table.count * 2) }
     }
 
     public mutating func removeAll() {
-        words.removeAll()
-        entries.removeAll()
-        values.removeAll()
-        table = Array(repeating: 0, count: 8)
+        values.deinitialize(count: count)
+        count = 0
+        wordCount = 0
+        table.update(repeating: 0)
+    }
+
+    private mutating func reserve(entries needed: Int, words neededWords: Int) {
+        if neededWords > words.count {
+            let grown = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: max(neededWords, words.count * 2))
+            for index in 0..<wordCount { grown[index] = words[index] }
+            words.deallocate()
+            words = grown
+        }
+        if needed > entries.count {
+            let capacity = entries.count * 2
+            let grownEntries = UnsafeMutableBufferPointer<Entry>.allocate(capacity: capacity)
+            for index in 0..<count { grownEntries[index] = entries[index] }
+            entries.deallocate()
+            entries = grownEntries
+            let grownValues = UnsafeMutablePointer<Value>.allocate(capacity: capacity)
+            grownValues.moveInitialize(from: values, count: count)
+            values.deallocate()
+            values = grownValues
+        }
     }
 
     private mutating func rebuildTable(size: Int) {
-        var fresh = [Int32](repeating: 0, count: size)
+        let fresh = UnsafeMutableBufferPointer<Int32>.allocate(capacity: size)
+        fresh.initialize(repeating: 0)
         let mask = size - 1
-        for (index, entry) in entries.enumerated() {
-            var slot = Int(truncatingIfNeeded: entry.hash) & mask
+        for index in 0..<count {
+            var slot = Int(truncatingIfNeeded: entries[index].hash) & mask
             while fresh[slot] != 0 { slot = (slot + 1) & mask }
             fresh[slot] = Int32(index + 1)
         }
+        table.deallocate()
         table = fresh
     }
 }

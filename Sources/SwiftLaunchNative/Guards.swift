@@ -20,8 +20,9 @@ func instanceAttribute(_ object: PyPtr, dict: PyPtr, _ name: PyPtr) -> PyPtr? {
 /// all write their `__dict__`), and the class values are plain values. So a knob is the instance's
 /// entry when there is one, else the class value read at configure time; when both instance dicts
 /// are empty (the usual case) one size check each replaces every lookup. Hook chains are live
-/// objects: their `calls` lists are read on every call.
-final class KnobGuards {
+/// objects: their `calls` lists are read on every call. Plain pointers and a static string, so the
+/// launch path copies it without reference counting; the objects are kept for the life of the process.
+struct KnobGuards {
     let runtimeKnobs: PyPtr
     let compilationKnobs: PyPtr
     let runtimeDict: PyPtr
@@ -37,7 +38,7 @@ final class KnobGuards {
     let classEnterDict: PyPtr?
     let classExitDict: PyPtr?
     /// Why every call steps aside while only class values apply (nil: none of them trips).
-    let classVerdict: String?
+    let classVerdict: StaticString?
 
     /// Borrows nothing: holds new references for the life of the process. Nil, with a Python error
     /// set, when the knobs cannot be read.
@@ -79,7 +80,7 @@ final class KnobGuards {
         }
         classEnterDict = chainDict(enter)
         classExitDict = chainDict(exit)
-        var verdict: String?
+        var verdict: StaticString?
         if isTrue(debug) != false { verdict = "debug" }
         if verdict == nil, isTrue(instrumentation) != false { verdict = "instrumentation" }
         if verdict == nil, stages != SL_None() { verdict = "stages inspection hook" }
@@ -92,7 +93,7 @@ final class KnobGuards {
 
     /// Why this call must go to Triton, or nil.
     @inline(__always)
-    func failure() -> String? {
+    func failure() -> StaticString? {
         if PyDict_Size(runtimeDict) == 0 && PyDict_Size(compilationDict) == 0 {
             if let classVerdict { return classVerdict }
             if !chainIsEmpty(classEnterHook, dict: classEnterDict) || !chainIsEmpty(classExitHook, dict: classExitDict) {
@@ -103,7 +104,7 @@ final class KnobGuards {
         return failureWithInstanceKnobs()
     }
 
-    private func failureWithInstanceKnobs() -> String? {
+    private func failureWithInstanceKnobs() -> StaticString? {
         func knob(_ owner: PyPtr, _ dict: PyPtr, _ name: PyPtr, _ classValue: PyPtr) -> PyPtr? {
             if let value = PyDict_GetItemWithError(dict, name) { SL_IncRef(value); return value }
             if PyErr_Occurred() != nil { return nil }

@@ -35,15 +35,17 @@ final class KernelState {
     let defaults: UnsafeMutableBufferPointer<PyPtr?>
     var cache = LaunchCache<CacheEntry>()
     /// Keyword option names seen so far (owned references); a key names an option by its index.
-    var optionNames: [PyPtr] = []
+    let optionNames = UnsafeMutableBufferPointer<PyPtr>.allocate(capacity: maxOptionNames)
+    var optionNameCount = 0
     /// Options this launcher adds when the caller leaves them out (Helion's `launch_cooperative_grid`).
-    let implicitOptions: [(name: PyRef, value: PyRef)]
+    let implicitOptions: UnsafeMutableBufferPointer<(name: PyPtr, value: PyPtr)>
 
     /// Borrows every object it is given and adds references of its own.
     init(function: PyPtr, functionDict: PyPtr, missHandler: PyPtr, names: [PyPtr], traits: [ParameterTraits],
-         defaults: [PyPtr?], implicitOptions: [(name: PyRef, value: PyRef)]) {
+         defaults: [PyPtr?], implicitOptions: [(name: PyPtr, value: PyPtr)]) {
         precondition(names.count == traits.count && names.count == defaults.count, "one entry per parameter")
-        for object in [function, functionDict, missHandler] + names + defaults.compactMap({ $0 }) {
+        for object in [function, functionDict, missHandler] + names + defaults.compactMap({ $0 })
+            + implicitOptions.flatMap({ [$0.name, $0.value] }) {
             SL_IncRef(object)
         }
         self.function = function
@@ -55,29 +57,34 @@ final class KernelState {
         _ = self.traits.initialize(from: traits)
         self.defaults = .allocate(capacity: defaults.count)
         _ = self.defaults.initialize(from: defaults)
-        self.implicitOptions = implicitOptions
+        self.implicitOptions = .allocate(capacity: implicitOptions.count)
+        _ = self.implicitOptions.initialize(from: implicitOptions)
     }
 
     deinit {
-        for object in [function, functionDict, missHandler] + Array(names) + defaults.compactMap({ $0 }) + optionNames {
+        for object in [function, functionDict, missHandler] + Array(names) + defaults.compactMap({ $0 })
+            + implicitOptions.flatMap({ [$0.name, $0.value] }) + optionNames[0..<optionNameCount] {
             SL_DecRef(object)
         }
         names.deallocate()
+        optionNames.deallocate()
+        implicitOptions.deallocate()
         traits.deallocate()
         defaults.deallocate()
     }
 
     func optionID(_ name: PyPtr) -> UInt32? {
-        for (index, known) in optionNames.enumerated() where known == name { return UInt32(index) }
-        for (index, known) in optionNames.enumerated() {
-            let equal = PyObject_RichCompareBool(known, name, Py_EQ)
+        for index in 0..<optionNameCount where optionNames[index] == name { return UInt32(index) }
+        for index in 0..<optionNameCount {
+            let equal = PyObject_RichCompareBool(optionNames[index], name, Py_EQ)
             if equal < 0 { PyErr_Clear(); return nil }
             if equal == 1 { return UInt32(index) }
         }
-        guard optionNames.count < 256 else { return nil }
+        guard optionNameCount < maxOptionNames else { return nil }
         SL_IncRef(name)
-        optionNames.append(name)
-        return UInt32(optionNames.count - 1)
+        optionNames[optionNameCount] = name
+        optionNameCount += 1
+        return UInt32(optionNameCount - 1)
     }
 
     func parameterIndex(_ name: PyPtr) -> Int? {
@@ -93,3 +100,5 @@ final class KernelState {
 
 /// The most parameters a kernel may have on the fast path (bound-argument storage is on the stack).
 let maxParameters = 256
+/// The most distinct keyword option names one kernel keys on.
+let maxOptionNames = 256

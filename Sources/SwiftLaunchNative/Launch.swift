@@ -69,7 +69,10 @@ enum TritonFormat {
 /// One call through a `KernelState`: bind, guard, read, key, then launch natively or hand the call
 /// to the miss handler (Triton's own path).
 struct LaunchCall {
-    let state: KernelState
+    /// Unretained: the kernel object (kept alive by the caller's arguments or the bound launch for the
+    /// whole call) owns its state, and configured runtimes are never released. Skipping the
+    /// reference counting saves atomic operations on every call.
+    unowned(unsafe) let state: KernelState
     let kernelObject: PyPtr
     let grid: PyPtr
     let args: UnsafePointer<PyPtr?>
@@ -78,12 +81,12 @@ struct LaunchCall {
     /// Set for `Kernel.key`: compute the key for this device and return it as bytes (or None where
     /// the call would go to Triton) instead of launching.
     var probeDevice: Int32? = nil
-    let runtime = Runtime.shared
+    unowned(unsafe) let runtime = Runtime.shared
 
     var keywordCount: Int { kwnames.map { PyTuple_Size($0) } ?? 0 }
 
     func run() -> PyPtr? {
-        if probeDevice == nil, let reason = guardFailure() { return fallback(reason) }
+        if probeDevice == nil, let reason = guardFailure() { return fallback(reason.description) }
         let count = state.names.count
         guard count <= maxParameters else { return fallback("too many parameters") }
         guard positionalCount <= count else { return fallback("argument binding") }
@@ -109,14 +112,15 @@ struct LaunchCall {
                         optionCount += 1
                     }
                 }
+                let defaults = state.defaults
                 for index in 0..<count where bound[index] == nil {
-                    guard let fallbackValue = state.defaults[index] else { return fallback("argument binding") }
+                    guard let fallbackValue = defaults[index] else { return fallback("argument binding") }
                     bound[index] = fallbackValue
                 }
                 for implicit in state.implicitOptions {
-                    guard let id = state.optionID(implicit.name.object) else { return fallback("option not handled") }
+                    guard let id = state.optionID(implicit.name) else { return fallback("option not handled") }
                     if !(0..<optionCount).contains(where: { options[$0].0 == id }) {
-                        options[optionCount] = (id, implicit.value.object)
+                        options[optionCount] = (id, implicit.value)
                         optionCount += 1
                     }
                 }
@@ -129,11 +133,14 @@ struct LaunchCall {
     private func withBoundValues(_ bound: UnsafeBufferPointer<PyPtr?>,
                                  options: UnsafeBufferPointer<(UInt32, PyPtr)>) -> PyPtr? {
         let count = bound.count
+        // Read once: every access through the unretained `state` costs a retain and a release.
+        let traits = UnsafeBufferPointer(state.traits)
+        let runtime = self.runtime
         return withUnsafeTemporaryAllocation(of: ArgumentValue.self, capacity: count) { values -> PyPtr? in
             for index in 0..<count {
                 let object = bound[index]!
                 let value: ArgumentValue?
-                if state.traits[index].isConstexpr {
+                if traits[index].isConstexpr {
                     value = ArgumentReading.keyedValue(object)
                 } else {
                     value = ArgumentReading.runtimeValue(object, runtime)
@@ -165,11 +172,11 @@ struct LaunchCall {
                 do {
                     try writer.appendDevice(device)
                     for index in 0..<count {
-                        if state.traits[index].isConstexpr {
+                        if traits[index].isConstexpr {
                             try writer.appendConstexpr(readValues[index])
                         } else {
                             guard let spec = try? Specialization.forParameter(readValues[index],
-                                                                              traits: state.traits[index])
+                                                                              traits: traits[index])
                             else { return fallback("argument type not handled") }
                             try writer.append(spec)
                         }
@@ -199,7 +206,7 @@ struct LaunchCall {
     // MARK: - Guards
 
     /// Everything that makes Triton's call do more than launch: any of it sends the call to Triton.
-    private func guardFailure() -> String? {
+    private func guardFailure() -> StaticString? {
         guard let hooks = instanceAttribute(state.function, dict: state.functionDict, Names.preRunHooks) else {
             PyErr_Clear()
             return "pre-run hook"

@@ -222,6 +222,16 @@ private let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>
     return PyFloat_FromDouble(seconds)
 }
 
+/// `_native.jit_getitem(cls)` → a method descriptor for `cls.__getitem__` (cls: the glue's
+/// `FastJITFunction`), so that `k[grid]` on a `swiftlaunch.jit` kernel runs no Python code.
+private let jitGetItemFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, cls in
+    guard let cls, PyType_Check(cls) != 0 else {
+        raise(SL_ExcTypeError(), "jit_getitem(cls) takes a class")
+        return nil
+    }
+    return PyDescr_NewMethod(OpaquePointer(cls), Objects.jitGetItemMethod)
+}
+
 nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {
     let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 8)
     let fast = Int32(METH_FASTCALL)
@@ -239,7 +249,9 @@ nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef>
     methods[5] = PyMethodDef(ml_name: strdup("raw_launch_loop"),
                              ml_meth: unsafeBitCast(rawLaunchLoopFunction, to: PyCFunction.self),
                              ml_flags: fast, ml_doc: nil)
-    methods[6] = PyMethodDef()
+    methods[6] = PyMethodDef(ml_name: strdup("jit_getitem"), ml_meth: unsafeBitCast(jitGetItemFunction, to: PyCFunction.self),
+                             ml_flags: Int32(METH_O), ml_doc: nil)
+    methods[7] = PyMethodDef()
     return methods
 }()
 

@@ -52,6 +52,8 @@ enum Objects {
     /// The bound-launch type's allocator and deallocator, read once: one of each per `kernel[grid]`.
     nonisolated(unsafe) static var boundAlloc: allocfunc!
     nonisolated(unsafe) static var boundFree: freefunc!
+    /// Outlives every descriptor made from it (never freed).
+    nonisolated(unsafe) static let jitGetItemMethod = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
 
     static func kernelState(_ object: PyPtr) -> KernelState {
         let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state!
@@ -95,6 +97,10 @@ enum Objects {
         boundAlloc = unsafeBitCast(PyType_GetSlot(OpaquePointer(bound), Py_tp_alloc), to: allocfunc.self)
         boundFree = unsafeBitCast(PyType_GetSlot(OpaquePointer(bound), Py_tp_free), to: freefunc.self)
         launcherType = launcher
+        // `jit_getitem(cls)`'s method: a METH_O `__getitem__(self, grid)`.
+        jitGetItemMethod.initialize(to: PyMethodDef(
+            ml_name: strdup("__getitem__"), ml_meth: unsafeBitCast(jitSubscript, to: PyCFunction.self),
+            ml_flags: Int32(METH_O), ml_doc: strdup("kernel[grid]: a launch through the Swift core")))
         for (name, type) in [("Kernel", kernel), ("BoundLaunch", bound), ("Launcher", launcher)] {
             SL_IncRef(type)
             if PyModule_AddObject(module, name, type) < 0 { SL_DecRef(type); return false }
@@ -209,13 +215,13 @@ private func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits
         }
         defaultObjects.append(PyObject_IsTrue(PyTuple_GetItem(entry, 0)!) == 1 ? PyTuple_GetItem(entry, 1)! : nil)
     }
-    var implicitOptions: [(name: PyRef, value: PyRef)] = []
+    var implicitOptions: [(name: PyPtr, value: PyPtr)] = []
     for index in 0..<max(PyTuple_Size(implicit), 0) {
         guard let pair = PyTuple_GetItem(implicit, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2 else {
             raise(SL_ExcValueError(), "implicit options are (name, value) pairs")
             return nil
         }
-        implicitOptions.append((PyRef(borrowing: PyTuple_GetItem(pair, 0)!), PyRef(borrowing: PyTuple_GetItem(pair, 1)!)))
+        implicitOptions.append((PyTuple_GetItem(pair, 0)!, PyTuple_GetItem(pair, 1)!))
     }
     // Triton keeps the per-kernel guards in the function's instance dict; a JITFunction always has one.
     guard let functionDict = PyObject_GenericGetDict(function, nil) else { return nil }
@@ -245,6 +251,27 @@ func freeObject(_ object: PyPtr) {
 /// `kernel[grid]` → a bound launch, called like Triton's `kernel[grid](*args, **kwargs)`.
 private let kernelSubscript: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { kernel, grid in
     guard let kernel, let grid else { return nil }
+    return boundLaunch(kernel, grid)
+}
+
+/// `FastJITFunction.__getitem__`: the kernel object cached in the function's `__dict__` under
+/// `_swiftlaunch_fast` (made by the glue on first use), subscripted without a Python frame.
+private let jitSubscript: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { function, grid in
+    guard let function, let grid else { return nil }
+    guard let dict = PyObject_GenericGetDict(function, nil) else { return nil }
+    defer { SL_DecRef(dict) }
+    if let kernel = PyDict_GetItemWithError(dict, Names.swiftlaunchFast),
+       PyObject_TypeCheck(kernel, OpaquePointer(Objects.kernelType)) != 0 {
+        return boundLaunch(kernel, grid)
+    }
+    if PyErr_Occurred() != nil { return nil }
+    // First use, or a pass-through to Triton: the glue makes (and caches) the kernel object.
+    guard let kernel = callMethodNoArgs(function, Names.swiftlaunchKernel) else { return nil }
+    defer { SL_DecRef(kernel) }
+    return PyObject_GetItem(kernel, grid)
+}
+
+private func boundLaunch(_ kernel: PyPtr, _ grid: PyPtr) -> PyPtr? {
     guard let object = Objects.boundAlloc(OpaquePointer(Objects.boundLaunchType!), 0) else { return nil }
     let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: BoundLaunchLayout.self)
     SL_IncRef(kernel)

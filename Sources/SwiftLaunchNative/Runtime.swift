@@ -67,7 +67,11 @@ final class Runtime {
         }
     }
 
-    nonisolated(unsafe) static var shared = Runtime()
+    nonisolated(unsafe) static var shared = Runtime() {
+        // Launch calls hold the runtime unretained: a replaced one must never be freed.
+        willSet { retired.append(shared) }
+    }
+    nonisolated(unsafe) private static var retired: [Runtime] = []
 
     /// Strings given as constexpr values or option values, so that keys can name them by number.
     nonisolated(unsafe) static var internedValues: [PyRef] = []

@@ -207,8 +207,13 @@ class FastJITFunction(JITFunction):
         return kernel
 
     def __getitem__(self, grid):
+        # Replaced below by the core's own `__getitem__` (the same steps, without a Python frame).
         kernel = self.__dict__.get("_swiftlaunch_fast") or self._swiftlaunch_kernel()
         return kernel[grid]
+
+
+if _loader.native is not None:
+    FastJITFunction.__getitem__ = _loader.native.jit_getitem(FastJITFunction)
 
 
 def jit(fn=None, **kwargs):
