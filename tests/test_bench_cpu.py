@@ -186,7 +186,7 @@ def _target_cells(vec_us: dict[str, float], tensor_line: dict[str, tuple[float, 
 
 def test_targets_summary_and_table_from_recorded_cells():
     vec_us = {"triton": 14.0, "compiled_run": 7.5, "swiftlaunch": 6.0, "swiftlaunch_jit": 7.0, "raw_launch": 4.0}
-    line = {"triton": (13.0, 0.6), "compiled_run": (7.0, 0.2), "swiftlaunch": (6.0, 0.07)}
+    line = {"triton": (13.0, 0.6), "compiled_run": (7.0, 0.2), "swiftlaunch": (6.0, 0.07), "raw_launch": (3.0, 0.03)}
     cells = _target_cells(vec_us, line)
     settings = bench.Settings(calls=100, reps=3, warmup=1)
     targets = bench.summarize_targets(cells, "Test GPU", settings, 30.0)
@@ -201,6 +201,9 @@ def test_targets_summary_and_table_from_recorded_cells():
     assert verdicts["swiftlaunch / raw_launch"]["verdict"] == "missed"
     assert verdicts["swiftlaunch_jit / compiled_run"]["verdict"] == "missed"  # 7.0 / 7.5 = 0.933
     assert verdicts["swiftlaunch ns per extra tensor"]["verdict"] == "missed"  # 70 ns
+    # 70 - 30 ns: what swiftlaunch spends per tensor beyond the driver's own per-parameter cost.
+    assert verdicts["swiftlaunch ns per extra tensor over raw_launch"]["value"] == pytest.approx(40.0)
+    assert verdicts["swiftlaunch ns per extra tensor over raw_launch"]["verdict"] == "met"
     assert json.loads(json.dumps(targets, default=str))  # what results.json gets
 
     table = bench.format_targets_table(targets)
@@ -222,7 +225,7 @@ def test_targets_summary_and_table_from_recorded_cells():
     assert {v["target"]: v["verdict"] for v in faster["verdicts"]} == {
         "swiftlaunch / compiled_run": "met", "swiftlaunch / raw_launch": "met",
         "swiftlaunch_jit / compiled_run": "missed", "swiftlaunch_jit / raw_launch": "missed",
-        "swiftlaunch ns per extra tensor": "met"}
+        "swiftlaunch ns per extra tensor": "met", "swiftlaunch ns per extra tensor over raw_launch": "met"}
 
 
 def test_targets_with_a_missing_cell_say_not_measured():
@@ -306,3 +309,36 @@ def test_targets_only_without_gpu_is_skipped(tmp_path, capsys):
     assert results["targets"] == {"skipped": "launch-overhead targets need a CUDA GPU"}
     assert results["chart"] is None
     assert (tmp_path / "table.txt").read_text().strip() == "launch-overhead targets need a CUDA GPU: skipped"
+
+
+class _RecordingKernel:
+    """Stands in for a kernel: ``k[grid](...)`` records the call and writes 1 into ``out``."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getitem__(self, grid):
+        def launch(out, *args, **kwargs):
+            self.calls.append((grid, args, kwargs))
+            out.fill_(1.0)
+
+        return launch
+
+
+@pytest.mark.parametrize("preallocated", [False, True])
+def test_launch_calls_are_written_out_with_every_argument(preallocated):
+    # The timed call spells out each argument (no star-unpacking), as user code does; it must still
+    # pass exactly the kernel's arguments and constexprs, and write the output it returns.
+    bk = bench.make_kernel("vec_add", "cpu")
+    kernel = _RecordingKernel()
+    prepared = bench._launching(kernel, bk, preallocated=preallocated)
+    out = prepared.check()
+    assert torch.equal(out, torch.ones_like(bk.like))
+    first = prepared.call()
+    second = prepared.call()
+    assert (first is second) == preallocated  # one buffer when preallocated, a fresh one otherwise
+    assert len(kernel.calls) == 3
+    for grid, args, kwargs in kernel.calls:
+        assert grid == bk.grid
+        assert len(args) == len(bk.args) and all(a is b for a, b in zip(args, bk.args))
+        assert kwargs == bk.constexprs

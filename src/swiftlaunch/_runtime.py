@@ -19,7 +19,9 @@ def triton_dtype_names():
 
     pairs = []
     seen = set()
-    for name in dir(torch):
+    # The core finds a dtype by a linear scan of this table: the common ones go first.
+    common = ["float32", "float16", "bfloat16", "int32", "int64", "uint8", "int8", "bool", "float64"]
+    for name in common + sorted(set(dir(torch)) - set(common)):
         dtype = getattr(torch, name)
         if not isinstance(dtype, torch.dtype) or dtype in seen:
             continue

@@ -116,7 +116,8 @@ TARGET_RATIOS: tuple[tuple[str, str, float], ...] = (
 )
 #: The kernels whose slope is the cost of one extra tensor argument -> their tensor arguments.
 TENSOR_KERNELS: dict[str, int] = {"many_args_4": 4, "many_args_16": 16, "many_args_64": 64}
-TENSOR_STACKS = ("triton", "compiled_run", "swiftlaunch")
+# raw_launch too: the driver's own cost per extra parameter, which every stack pays.
+TENSOR_STACKS = ("triton", "compiled_run", "swiftlaunch", "raw_launch")
 TENSOR_TARGET_STACK, TENSOR_TARGET_NS = "swiftlaunch", 60.0
 NO_GPU_TARGETS = "launch-overhead targets need a CUDA GPU"
 
@@ -413,26 +414,35 @@ def _into(out: torch.Tensor, call: Callable[[], Any]) -> Callable[[], torch.Tens
     return check
 
 
-def _launching(kernel: Any, bk: BenchKernel, preallocated: bool = False) -> Prepared:
-    # ``kernel[grid]`` runs on every call, as in user code. Two closures rather than one with a
-    # branch: the timed call must hold nothing but the call being measured.
-    grid, args, cx = bk.grid, bk.args, bk.constexprs
+def _written_out(call: str, values: dict[str, Any], preallocated: bool, like: torch.Tensor) -> Prepared:
+    """A timed call with its arguments written out, as user code writes ``k[grid](x, y, out, n,
+    BLOCK=1024)``: star-unpacking a stored tuple and dict would add a tuple, a dict and a keyword
+    conversion to every call, and charge stacks that take keywords more than those that do not.
+    ``call`` is the expression, over ``values`` (bound as closure variables) and ``out``."""
+    names = ", ".join(values)
     if preallocated:
-        out = torch.empty_like(bk.like)
+        body = f"    def call():\n        {call}\n        return out\n"
+        head = f"def make({names}, out):\n"
+    else:
+        body = f"    def call():\n        out = empty_like(like)\n        {call}\n        return out\n"
+        head = f"def make({names}, empty_like, like):\n"
+    namespace: dict[str, Any] = {}
+    exec(head + body + "    return call\n", namespace)  # noqa: S102 - our own text, no user input
+    if preallocated:
+        out = torch.empty_like(like)
+        timed = namespace["make"](*values.values(), out)
+        return Prepared(call=timed, check=_into(out, timed))
+    timed = namespace["make"](*values.values(), torch.empty_like, like)
+    return Prepared(call=timed, check=timed)
 
-        def call_into():
-            kernel[grid](out, *args, **cx)
-            return out
 
-        return Prepared(call=call_into, check=_into(out, call_into))
-    like, empty_like = bk.like, torch.empty_like
-
-    def call():
-        out = empty_like(like)
-        kernel[grid](out, *args, **cx)
-        return out
-
-    return Prepared(call=call, check=call)
+def _launching(kernel: Any, bk: BenchKernel, preallocated: bool = False) -> Prepared:
+    # ``kernel[grid]`` runs on every call, as in user code.
+    values = {"kernel": kernel, "grid": bk.grid}
+    values.update({f"a{i}": a for i, a in enumerate(bk.args)})
+    values.update({f"c_{k}": v for k, v in bk.constexprs.items()})
+    arguments = [f"a{i}" for i in range(len(bk.args))] + [f"{k}=c_{k}" for k in bk.constexprs]
+    return _written_out(f"kernel[grid](out, {', '.join(arguments)})", values, preallocated, bk.like)
 
 
 def _prep_triton(bk: BenchKernel, env: Env, preallocated: bool = False) -> Prepared:
@@ -468,24 +478,12 @@ def _prep_compiled_run(bk: BenchKernel, env: Env, preallocated: bool = False) ->
     compiled = _compiled(bk)
     tail = _bound_tail(bk, bk.like)  # the output slot is filled per call; only the tail is kept
     g0, g1, g2 = _grid3(bk.grid)
-    stream = torch.cuda.current_stream().cuda_stream
-    function, packed = compiled.function, compiled.packed_metadata
-    if preallocated:
-        out = torch.empty_like(bk.like)
-
-        def call_into():
-            compiled.run(g0, g1, g2, stream, function, packed, None, None, None, out, *tail)
-            return out
-
-        return Prepared(call=call_into, check=_into(out, call_into))
-    like, empty_like = bk.like, torch.empty_like
-
-    def call():
-        out = empty_like(like)
-        compiled.run(g0, g1, g2, stream, function, packed, None, None, None, out, *tail)
-        return out
-
-    return Prepared(call=call, check=call)
+    values = {"compiled": compiled, "g0": g0, "g1": g1, "g2": g2, "stream": torch.cuda.current_stream().cuda_stream,
+              "function": compiled.function, "packed": compiled.packed_metadata}
+    values.update({f"t{i}": t for i, t in enumerate(tail)})
+    tail_names = ", ".join(f"t{i}" for i in range(len(tail)))
+    return _written_out(f"compiled.run(g0, g1, g2, stream, function, packed, None, None, None, out, {tail_names})",
+                        values, preallocated, bk.like)
 
 
 def _helion_kernel(bk: BenchKernel, env: Env):
@@ -879,6 +877,12 @@ def summarize_targets(cells: list[Cell], card: str, settings: Settings, loop_ns:
     value = slopes[TENSOR_TARGET_STACK]
     verdicts.append({"target": f"{TENSOR_TARGET_STACK} ns per extra tensor", "value": value,
                      "limit": TENSOR_TARGET_NS, "unit": "ns", "verdict": verdict(value, TENSOR_TARGET_NS)})
+    # The same slope less the raw launch's: what swiftlaunch itself spends per tensor (reading it
+    # from torch, keying, packing), without the driver's per-parameter cost that no launcher avoids.
+    raw = slopes.get("raw_launch")
+    own = value - raw if value is not None and raw is not None else None
+    verdicts.append({"target": f"{TENSOR_TARGET_STACK} ns per extra tensor over raw_launch", "value": own,
+                     "limit": TENSOR_TARGET_NS, "unit": "ns", "verdict": verdict(own, TENSOR_TARGET_NS)})
     return {
         "card": card,
         "kernel": TARGET_KERNEL,
