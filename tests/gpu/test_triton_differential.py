@@ -577,20 +577,33 @@ def test_launch_hook_added_after_first_call(runner, chain_name):
         chain.remove(hook)
 
     # With the hook gone the fast path is back.
+    assert_fast_path_hit(fn, grid, args, kwargs, expected, f"{runner} after removing the hook")
+
+
+def warm_add_kernel(runner):
+    """add_kernel's arguments, its swiftlaunch launcher (one launch made, so natively cached) and
+    Triton's output for them."""
+    grid, args, kwargs = add_args(1000)
+    fn = launcher(zoo.add_kernel, runner)
+    (expected,), _, _ = run(zoo.add_kernel, grid, args, kwargs)
+    run(fn, grid, args, kwargs)
+    return grid, args, kwargs, fn, expected
+
+
+def assert_fast_path_hit(fn, grid, args, kwargs, expected, what):
+    """One launch of a single-output kernel: a fast-path hit with Triton's output."""
     before = counters()
-    (out,), _, _ = run(fn, grid, args, kwargs)
-    assert counters()[0] - before[0] == 1, swiftlaunch.stats()
-    assert_same(out, expected, f"{runner} after removing the hook")
+    (out,), exc, _ = run(fn, grid, args, kwargs)
+    assert exc is None, exc
+    assert counters()[0] - before[0] == 1, f"{what}: not a fast-path hit: {swiftlaunch.stats()}"
+    assert_same(out, expected, what)
 
 
 @pytest.mark.parametrize("runner", SWIFT_RUNNERS)
 def test_launch_hook_set_on_the_knobs_instance(runner):
     # `knobs.runtime.launch_enter_hook = f` replaces the class's HookChain in the instance dict; the
     # core reads the instance entry first, and `scope()` puts everything back.
-    grid, args, kwargs = add_args(1000)
-    fn = launcher(zoo.add_kernel, runner)
-    (expected,), _, _ = run(zoo.add_kernel, grid, args, kwargs)
-    run(fn, grid, args, kwargs)
+    grid, args, kwargs, fn, expected = warm_add_kernel(runner)
     calls = []
     with triton.knobs.runtime.scope():
         triton.knobs.runtime.launch_enter_hook = lambda metadata: calls.append(metadata.get()["name"])
@@ -601,28 +614,18 @@ def test_launch_hook_set_on_the_knobs_instance(runner):
         assert_same(out, expected, f"{runner} with an instance launch hook")
         assert calls == ["add_kernel"], calls
         assert after[0] == before[0] and after[2] - before[2] == 1, swiftlaunch.stats()
-    before = counters()
-    (out,), _, _ = run(fn, grid, args, kwargs)
-    assert counters()[0] - before[0] == 1, f"fast path back after scope(): {swiftlaunch.stats()}"
-    assert_same(out, expected, f"{runner} after scope()")
+    assert_fast_path_hit(fn, grid, args, kwargs, expected, f"{runner} after scope()")
 
 
 @pytest.mark.parametrize("runner", SWIFT_RUNNERS)
 def test_instance_knobs_that_change_nothing_keep_the_fast_path(runner):
     # Explicit instance values equal to the defaults: the core's slow knob path must still launch.
-    grid, args, kwargs = add_args(1000)
-    fn = launcher(zoo.add_kernel, runner)
-    (expected,), _, _ = run(zoo.add_kernel, grid, args, kwargs)
-    run(fn, grid, args, kwargs)
+    grid, args, kwargs, fn, expected = warm_add_kernel(runner)
     with triton.knobs.runtime.scope(), triton.knobs.compilation.scope():
         triton.knobs.runtime.debug = False
         triton.knobs.runtime.add_stages_inspection_hook = None
         triton.knobs.compilation.instrumentation_mode = ""
-        before = counters()
-        (out,), exc, _ = run(fn, grid, args, kwargs)
-        assert exc is None, exc
-        assert counters()[0] - before[0] == 1, swiftlaunch.stats()
-        assert_same(out, expected, f"{runner} with default-valued instance knobs")
+        assert_fast_path_hit(fn, grid, args, kwargs, expected, f"{runner} with default-valued instance knobs")
 
 
 def test_pinned_host_tensor_goes_to_triton():
