@@ -23,10 +23,10 @@ from swiftlaunch import _loader, _runtime, _triton
 
 CALLS = int(sys.argv[1]) if len(sys.argv) > 1 else 200000
 native = _loader.native
-dtype, data_ptr, _ = _runtime.tensor_access()
+dtype, data_ptr, _, probe = _runtime.tensor_access()
 native.configure((torch.Tensor, torch.nn.Parameter), _runtime.triton_dtype_names(),
                  abs, knobs.runtime, knobs.compilation, knobs.HookChain,
-                 _allocation._allocator, _allocation.NullAllocator, (dtype, data_ptr, callable))
+                 _allocation._allocator, _allocation.NullAllocator, (dtype, data_ptr, callable, probe))
 _runtime._configured = True
 
 fast = _triton.fast(kernels.add_kernel)

@@ -259,9 +259,9 @@ struct LaunchCall {
                            values: UnsafeBufferPointer<ArgumentValue>, device: Int32) -> PyPtr? {
         guard let driver = runtime.driver else { return fallback("no CUDA driver") }
         guard globalsUnchanged() else { return fallback("captured global changed") }
-        guard let streamFunction = runtime.currentStream else { return fallback("no CUDA device") }
+        guard let currentStream = runtime.currentStream else { return fallback("no CUDA device") }
         guard let deviceObject = newInteger(Int(device)) else { return nil }
-        let streamObject = call(streamFunction, deviceObject)
+        let streamObject = currentStream(deviceObject)
         SL_DecRef(deviceObject)
         guard let streamObject else { return nil }
         let stream = UInt64(PyLong_AsUnsignedLong(streamObject))

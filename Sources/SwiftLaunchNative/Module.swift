@@ -4,7 +4,8 @@ import SwiftLaunchCore
 /// `_native.configure(tensor_types, dtypes, current_stream, runtime_knobs, compilation_knobs,
 /// hook_chain_type, allocator, null_allocator_type, tensor_access)`: called once by the glue. `dtypes`
 /// is a tuple of `(torch_dtype, triton_name)` pairs; `current_stream` may be None (no CUDA);
-/// `tensor_access` is `(dtype, data_ptr, get_device)` of `torch._C.TensorBase`, or None.
+/// `tensor_access` is `(dtype, data_ptr, get_device, probe)`: the first three from
+/// `torch._C.TensorBase`, `probe` an empty tensor; or None.
 private let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     _, args, nargs in
     guard let args, nargs == 9 else {
@@ -32,11 +33,12 @@ private let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, P
     }
     var access: TensorAccess?
     if let accessors = args[8], SL_TupleCheck(accessors) != 0 {
-        guard PyTuple_Size(accessors) == 3, let dtype = kept(PyTuple_GetItem(accessors, 0)),
+        guard PyTuple_Size(accessors) == 4, let dtype = kept(PyTuple_GetItem(accessors, 0)),
               let dataPtr = kept(PyTuple_GetItem(accessors, 1)), let getDevice = kept(PyTuple_GetItem(accessors, 2)),
-              let made = TensorAccess(dtype: dtype, dataPtr: dataPtr, getDevice: getDevice)
+              let probe = PyTuple_GetItem(accessors, 3),
+              let made = TensorAccess(dtype: dtype, dataPtr: dataPtr, getDevice: getDevice, probe: probe)
         else {
-            raise(SL_ExcValueError(), "tensor_access is (dtype descriptor, data_ptr, get_device)")
+            raise(SL_ExcValueError(), "tensor_access is (dtype descriptor, data_ptr, get_device, probe tensor)")
             return nil
         }
         access = made

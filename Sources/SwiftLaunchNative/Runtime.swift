@@ -14,7 +14,7 @@ final class Runtime {
     let elementTypes: ElementTypes
     let tensorAccess: TensorAccess?
     /// `torch._C._cuda_getCurrentRawStream`; nil without CUDA.
-    let currentStream: PyPtr?
+    let currentStream: FunctionCall?
     let knobs: KnobGuards?
     /// `triton.runtime._allocation._allocator` (a ContextVar) and `NullAllocator`.
     let allocator: PyPtr?
@@ -54,7 +54,7 @@ final class Runtime {
         dtypeIndices = UnsafeBufferPointer(indices)
         self.elementTypes = elementTypes
         self.tensorAccess = tensorAccess
-        self.currentStream = currentStream
+        self.currentStream = currentStream.map(FunctionCall.init)
         self.knobs = knobs
         self.allocator = allocator
         self.nullAllocatorType = nullAllocatorType
@@ -112,17 +112,72 @@ struct TensorAccess {
     /// instance attribute can shadow it).
     let dtype: PyPtr
     let dtypeGet: descrgetfunc
-    /// The `data_ptr` and `get_device` method descriptors, called with the tensor as `self`.
-    let dataPtr: PyPtr
-    let getDevice: PyPtr
+    let dataPtr: MethodCall
+    let getDevice: MethodCall
 
-    init?(dtype: PyPtr, dataPtr: PyPtr, getDevice: PyPtr) {
+    /// `probe` is a tensor to bind the method descriptors to, to find their C functions.
+    init?(dtype: PyPtr, dataPtr: PyPtr, getDevice: PyPtr, probe: PyPtr) {
         guard let slot = PyType_GetSlot(SL_Type(dtype), Py_tp_descr_get) else { return nil }
         // Sound: `Py_tp_descr_get` holds a `descrgetfunc`, as the slot's documentation says.
         dtypeGet = unsafeBitCast(slot, to: descrgetfunc.self)
         self.dtype = dtype
-        self.dataPtr = dataPtr
-        self.getDevice = getDevice
+        self.dataPtr = MethodCall(descriptor: dataPtr, probe: probe)
+        self.getDevice = MethodCall(descriptor: getDevice, probe: probe)
+    }
+}
+
+/// A no-argument method of a C type, called on objects of exactly that type.
+struct MethodCall {
+    let descriptor: PyPtr
+    /// The method's C function when it is `METH_NOARGS`: called as CPython's method descriptor calls
+    /// it, `(self, NULL)`, without the descriptor's generic call path.
+    let function: PyCFunction?
+
+    init(descriptor: PyPtr, probe: PyPtr) {
+        self.descriptor = descriptor
+        var found: PyCFunction?
+        if let get = PyType_GetSlot(SL_Type(descriptor), Py_tp_descr_get),
+           let bound = unsafeBitCast(get, to: descrgetfunc.self)(descriptor, probe, nil) {
+            if SL_CFunctionCheck(bound) != 0 && PyCFunction_GetFlags(bound) == METH_NOARGS {
+                found = PyCFunction_GetFunction(bound)
+            }
+            SL_DecRef(bound)
+        }
+        PyErr_Clear()
+        function = found
+    }
+
+    /// Sound for objects whose type defines the method (the caller checks the exact type): that is
+    /// all the descriptor checks before making the same call.
+    @inline(__always)
+    func callAsFunction(_ object: PyPtr) -> PyPtr? {
+        if let function { return function(object, nil) }
+        return call(descriptor, object)
+    }
+}
+
+/// A one-argument function (`torch._C._cuda_getCurrentRawStream`): its C function when it is a
+/// `METH_O` builtin, called as CPython calls one, `(module, argument)`.
+struct FunctionCall {
+    let callable: PyPtr
+    let function: PyCFunction?
+    let boundSelf: PyPtr?
+
+    init(_ callable: PyPtr) {
+        self.callable = callable
+        if SL_CFunctionCheck(callable) != 0 && PyCFunction_GetFlags(callable) == METH_O {
+            function = PyCFunction_GetFunction(callable)
+            boundSelf = PyCFunction_GetSelf(callable)  // borrowed: `callable` keeps it alive
+        } else {
+            function = nil
+            boundSelf = nil
+        }
+    }
+
+    @inline(__always)
+    func callAsFunction(_ argument: PyPtr) -> PyPtr? {
+        if let function { return function(boundSelf, argument) }
+        return call(callable, argument)
     }
 }
 
@@ -157,13 +212,13 @@ enum ArgumentReading {
         let index = runtime.dtypeIndex(dtype)
         SL_DecRef(dtype)
         guard let index else { return nil }
-        guard let pointer = call(access.dataPtr, object) else { PyErr_Clear(); return nil }
+        guard let pointer = access.dataPtr(object) else { PyErr_Clear(); return nil }
         // `unsigned long` is 64 bits on Linux, and its conversion reads the digits directly (the
         // `long long` one goes through a byte array on 3.11).
         let address = UInt64(PyLong_AsUnsignedLong(pointer))
         SL_DecRef(pointer)
         if address == UInt64.max && PyErr_Occurred() != nil { PyErr_Clear(); return nil }
-        guard let deviceObject = call(access.getDevice, object) else { PyErr_Clear(); return nil }
+        guard let deviceObject = access.getDevice(object) else { PyErr_Clear(); return nil }
         let device = PyLong_AsLong(deviceObject)
         SL_DecRef(deviceObject)
         guard let device = Int32(exactly: device) else { PyErr_Clear(); return nil }

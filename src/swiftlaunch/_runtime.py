@@ -39,8 +39,9 @@ def triton_dtype_names():
 
 def tensor_access():
     """`(dtype, data_ptr, get_device)` of `torch._C.TensorBase`, which the core calls directly on
-    exact `torch.Tensor` / `Parameter` arguments; None (the core then steps aside on every tensor)
-    if either class resolves one of those names to anything else."""
+    exact `torch.Tensor` / `Parameter` arguments, and an empty tensor to find their C functions with;
+    None (the core then steps aside on every tensor) if either class resolves one of those names to
+    anything else."""
     import inspect
 
     import torch
@@ -51,7 +52,7 @@ def tensor_access():
         for name, accessor in zip(names, found):
             if accessor is None or inspect.getattr_static(cls, name) is not accessor:
                 return None
-    return found
+    return (*found, torch.empty(0))
 
 
 def ensure_configured() -> bool:

@@ -36,6 +36,7 @@ static inline int SL_TupleCheck(PyObject *o) { return PyTuple_Check(o); }
 static inline int SL_ListCheck(PyObject *o) { return PyList_Check(o); }
 static inline int SL_UnicodeCheck(PyObject *o) { return PyUnicode_Check(o); }
 static inline int SL_DictCheck(PyObject *o) { return PyDict_Check(o); }
+static inline int SL_CFunctionCheck(PyObject *o) { return PyCFunction_Check(o); }
 static inline PyTypeObject *SL_Type(PyObject *o) { return Py_TYPE(o); }
 static inline void SL_IncRef(PyObject *o) { Py_INCREF(o); }
 static inline void SL_DecRef(PyObject *o) { Py_DECREF(o); }
