@@ -109,6 +109,8 @@ extension CompiledLaunch {
         // Triton would make device 0's primary context current; let it, then take the next call.
         guard let contextDevice else { throw .stepAside(.noCurrentContext) }
         // The kernel and its pointers were checked for `device`; the launch runs on the context's.
+        // Asked again here, not taken from the caller: Python code (a callable grid, the scratch
+        // allocator) may have run since the caller asked, and may have switched devices.
         guard contextDevice == device else { throw .stepAside(.contextOnOtherDevice) }
         precondition(values.count == slots.count, "one value per bound argument")
         let parameterCount = self.parameterCount

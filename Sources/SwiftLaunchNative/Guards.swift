@@ -120,11 +120,14 @@ struct KnobGuards {
         if truthy(knob(compilationKnobs, compilationDict, Names.instrumentationMode, classInstrumentation)) {
             return "instrumentation"
         }
-        for (name, classValue) in [(Names.launchEnterHook!, classEnterHook), (Names.launchExitHook!, classExitHook)] {
-            guard let hook = knob(runtimeKnobs, runtimeDict, name, classValue) else { PyErr_Clear(); return "launch hook" }
+        func hookIsEmpty(_ name: PyPtr, _ classValue: PyPtr) -> Bool {
+            guard let hook = knob(runtimeKnobs, runtimeDict, name, classValue) else { PyErr_Clear(); return false }
             defer { SL_DecRef(hook) }
             let dict = hook == classEnterHook ? classEnterDict : hook == classExitHook ? classExitDict : nil
-            if !chainIsEmpty(hook, dict: dict) { return "launch hook" }
+            return chainIsEmpty(hook, dict: dict)
+        }
+        if !hookIsEmpty(Names.launchEnterHook, classEnterHook) || !hookIsEmpty(Names.launchExitHook, classExitHook) {
+            return "launch hook"
         }
         guard let stages = knob(runtimeKnobs, runtimeDict, Names.stagesHook, classStagesHook) else {
             PyErr_Clear()

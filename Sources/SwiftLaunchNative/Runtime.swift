@@ -14,7 +14,7 @@ final class Runtime {
     let elementTypes: ElementTypes
     let tensorAccess: TensorAccess?
     /// `torch._C._cuda_getCurrentRawStream`; nil without CUDA.
-    let currentStream: FunctionCall?
+    let currentStream: BuiltinCall?
     let knobs: KnobGuards?
     /// `triton.runtime._allocation._allocator` (a ContextVar) and `NullAllocator`.
     let allocator: PyPtr?
@@ -54,7 +54,7 @@ final class Runtime {
         dtypeIndices = UnsafeBufferPointer(indices)
         self.elementTypes = elementTypes
         self.tensorAccess = tensorAccess
-        self.currentStream = currentStream.map(FunctionCall.init)
+        self.currentStream = currentStream.map { BuiltinCall(function: $0) }
         self.knobs = knobs
         self.allocator = allocator
         self.nullAllocatorType = nullAllocatorType
@@ -112,72 +112,67 @@ struct TensorAccess {
     /// instance attribute can shadow it).
     let dtype: PyPtr
     let dtypeGet: descrgetfunc
-    let dataPtr: MethodCall
-    let getDevice: MethodCall
+    let dataPtr: BuiltinCall
+    let getDevice: BuiltinCall
 
     /// `probe` is a tensor to bind the method descriptors to, to find their C functions.
     init?(dtype: PyPtr, dataPtr: PyPtr, getDevice: PyPtr, probe: PyPtr) {
-        guard let slot = PyType_GetSlot(SL_Type(dtype), Py_tp_descr_get) else { return nil }
+        guard let get = PyType_GetSlot(SL_Type(dtype), Py_tp_descr_get) else { return nil }
         // Sound: `Py_tp_descr_get` holds a `descrgetfunc`, as the slot's documentation says.
-        dtypeGet = unsafeBitCast(slot, to: descrgetfunc.self)
+        dtypeGet = unsafeBitCast(get, to: descrgetfunc.self)
         self.dtype = dtype
-        self.dataPtr = MethodCall(descriptor: dataPtr, probe: probe)
-        self.getDevice = MethodCall(descriptor: getDevice, probe: probe)
+        self.dataPtr = BuiltinCall(method: dataPtr, probe: probe)
+        self.getDevice = BuiltinCall(method: getDevice, probe: probe)
     }
 }
 
-/// A no-argument method of a C type, called on objects of exactly that type.
-struct MethodCall {
-    let descriptor: PyPtr
-    /// The method's C function when it is `METH_NOARGS`: called as CPython's method descriptor calls
-    /// it, `(self, NULL)`, without the descriptor's generic call path.
-    let function: PyCFunction?
-
-    init(descriptor: PyPtr, probe: PyPtr) {
-        self.descriptor = descriptor
-        var found: PyCFunction?
-        if let get = PyType_GetSlot(SL_Type(descriptor), Py_tp_descr_get),
-           let bound = unsafeBitCast(get, to: descrgetfunc.self)(descriptor, probe, nil) {
-            if SL_CFunctionCheck(bound) != 0 && PyCFunction_GetFlags(bound) == METH_NOARGS {
-                found = PyCFunction_GetFunction(bound)
-            }
-            SL_DecRef(bound)
-        }
-        PyErr_Clear()
-        function = found
-    }
-
-    /// Sound for objects whose type defines the method (the caller checks the exact type): that is
-    /// all the descriptor checks before making the same call.
-    @inline(__always)
-    func callAsFunction(_ object: PyPtr) -> PyPtr? {
-        if let function { return function(object, nil) }
-        return call(descriptor, object)
-    }
-}
-
-/// A one-argument function (`torch._C._cuda_getCurrentRawStream`): its C function when it is a
-/// `METH_O` builtin, called as CPython calls one, `(module, argument)`.
-struct FunctionCall {
+/// A builtin called through its C function, as CPython's own dispatch calls it, skipping the generic
+/// call path: a `METH_NOARGS` method as `(object, NULL)`, a `METH_O` function as `(module, argument)`.
+/// When the builtin is not of the expected kind, `callable` is called through vectorcall instead.
+struct BuiltinCall {
     let callable: PyPtr
     let function: PyCFunction?
+    /// `METH_NOARGS` methods take the call's object as `self`; `METH_O` functions their module.
+    let objectIsSelf: Bool
     let boundSelf: PyPtr?
 
-    init(_ callable: PyPtr) {
+    /// A `METH_NOARGS` method descriptor; `probe` (an object of its type) binds it to find its C function.
+    init(method descriptor: PyPtr, probe: PyPtr) {
+        var bound: PyPtr?
+        if let get = PyType_GetSlot(SL_Type(descriptor), Py_tp_descr_get) {
+            // Sound: `Py_tp_descr_get` holds a `descrgetfunc`.
+            bound = unsafeBitCast(get, to: descrgetfunc.self)(descriptor, probe, nil)
+        }
+        PyErr_Clear()
+        self.init(callable: descriptor, builtin: bound, flags: METH_NOARGS)
+        if let bound { SL_DecRef(bound) }
+    }
+
+    /// A `METH_O` module function (`torch._C._cuda_getCurrentRawStream`).
+    init(function: PyPtr) {
+        self.init(callable: function, builtin: function, flags: METH_O)
+    }
+
+    private init(callable: PyPtr, builtin: PyPtr?, flags: Int32) {
         self.callable = callable
-        if SL_CFunctionCheck(callable) != 0 && PyCFunction_GetFlags(callable) == METH_O {
-            function = PyCFunction_GetFunction(callable)
-            boundSelf = PyCFunction_GetSelf(callable)  // borrowed: `callable` keeps it alive
+        objectIsSelf = flags == METH_NOARGS
+        if let builtin, SL_CFunctionCheck(builtin) != 0, PyCFunction_GetFlags(builtin) == flags {
+            function = PyCFunction_GetFunction(builtin)
+            // Borrowed: a module function's module lives as long as the function; a bound method's
+            // `self` (the probe) is never used, the call's object takes its place.
+            boundSelf = objectIsSelf ? nil : PyCFunction_GetSelf(builtin)
         } else {
             function = nil
             boundSelf = nil
         }
     }
 
+    /// Sound for methods only on objects of the type that defines them (the caller checks the exact
+    /// type): that is all the descriptor checks before making the same call.
     @inline(__always)
     func callAsFunction(_ argument: PyPtr) -> PyPtr? {
-        if let function { return function(boundSelf, argument) }
-        return call(callable, argument)
+        guard let function else { return call(callable, argument) }
+        return objectIsSelf ? function(argument, nil) : function(boundSelf, argument)
     }
 }
 
