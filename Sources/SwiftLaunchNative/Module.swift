@@ -6,7 +6,7 @@ import SwiftLaunchCore
 /// is a tuple of `(torch_dtype, triton_name)` pairs; `current_stream` may be None (no CUDA);
 /// `tensor_access` is `(dtype, data_ptr, get_device, probe)`: the first three from
 /// `torch._C.TensorBase`, `probe` an empty tensor; or None.
-private let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
+let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     _, args, nargs in
     guard let args, nargs == 9 else {
         raise(SL_ExcTypeError(), "configure takes 9 arguments")
@@ -54,78 +54,9 @@ private let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, P
     return SL_NewRefNone()
 }
 
-/// `_native.specialize(arg, is_const, specialize, align)`: Triton's
-/// `native_specialize_impl(backend, arg, is_const, specialize, align)` for the argument kinds
-/// swiftlaunch handles natively; raises NotImplementedError for the others.
-private let specializeFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
-    _, args, nargs in
-    guard let args, nargs == 4 else {
-        raise(SL_ExcTypeError(), "specialize(arg, is_const, specialize, align)")
-        return nil
-    }
-    let object = args[0]!
-    let runtime = Runtime.shared
-    var value = ArgumentReading.runtimeValue(object, runtime)
-    if value == nil && SL_LongCheck(object) != 0 && SL_BoolCheck(object) == 0 {
-        raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
-        return nil
-    }
-    if value == nil && runtime.isTensor(object) {
-        guard let dtype = PyObject_GetAttr(object, Names.dtype) else { return nil }
-        defer { SL_DecRef(dtype) }
-        let name = PyObject_Str(dtype).flatMap { text -> String? in
-            defer { SL_DecRef(text) }
-            return swiftString(text)
-        } ?? "?"
-        // Triton raises KeyError for dtypes it has no name for.
-        raise(SL_ExcKeyError(), String(name.split(separator: ".").last ?? ""))
-        return nil
-    }
-    guard let value else {
-        raise(PyExc_NotImplementedError, "swiftlaunch does not specialize this argument natively")
-        return nil
-    }
-    do throws(SpecializationError) {
-        let spec = try Specialization.of(value, isConst: PyObject_IsTrue(args[1]!) == 1,
-                                         specialize: PyObject_IsTrue(args[2]!) == 1,
-                                         align: PyObject_IsTrue(args[3]!) == 1)
-        return TritonFormat.tuple(spec)
-    } catch {
-        raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
-        return nil
-    }
-}
-
-/// `_native.stats(reset)` → `{"hits": n, "misses": n, "fallbacks": {reason: n}}`.
-private let statsFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, reset in
-    guard let result = PyDict_New(), let fallbacks = PyDict_New() else { return nil }
-    defer { SL_DecRef(fallbacks) }
-    let stats = Stats.shared
-    for (reason, count) in stats.fallbacks.sorted(by: { $0.key < $1.key }) {
-        guard let number = newInteger(count) else { SL_DecRef(result); return nil }
-        PyDict_SetItemString(fallbacks, reason, number)
-        SL_DecRef(number)
-    }
-    for (name, value) in [("hits", stats.hits), ("misses", stats.misses)] {
-        guard let number = newInteger(value) else { SL_DecRef(result); return nil }
-        PyDict_SetItemString(result, name, number)
-        SL_DecRef(number)
-    }
-    PyDict_SetItemString(result, "fallbacks", fallbacks)
-    if let reset, PyObject_IsTrue(reset) == 1 { Stats.shared = Stats() }
-    return result
-}
-
-/// `_native.count_fallback(reason)`: the glue's own step-asides (the interpreter, say).
-private let countFallbackFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, reason in
-    guard let reason, let text = swiftString(reason) else { return nil }
-    Stats.fallback(text)
-    return SL_NewRefNone()
-}
-
 /// `_native.driver_info()` → `{"library": str, "version": int, "devices": [(name, major, minor, bytes)]}`;
 /// raises RuntimeError saying why when there is no usable driver.
-private let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
+let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
     let driver: DynamicDriver
     if let loaded = Runtime.shared.driver {
         driver = loaded
@@ -164,74 +95,6 @@ private let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _,
     if let number = newInteger(Int(version)) { PyDict_SetItemString(result, "version", number); SL_DecRef(number) }
     PyDict_SetItemString(result, "devices", list)
     return result
-}
-
-/// `_native.raw_launch_loop(kernel, token, grid, args, stream, device, iterations)` → seconds: the
-/// benchmark's floor. Looks up the cached launch for `token` (from `kernel.key`), packs `args` once
-/// and calls `cuLaunchKernelEx` `iterations` times from Swift.
-private let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
-    _, args, nargs in
-    guard let args, nargs == 7, let kernel = args[0], let token = args[1], let gridObject = args[2],
-          let argTuple = args[3], SL_TupleCheck(argTuple) != 0,
-          PyObject_IsInstance(kernel, Objects.kernelType) == 1
-    else {
-        raise(SL_ExcTypeError(), "raw_launch_loop(kernel, token, grid, args, stream, device, iterations)")
-        return nil
-    }
-    let state = Objects.kernelState(kernel)
-    guard let found = withKeyWords(token, { state.cache.lookup($0) }) else { return nil }
-    guard let entry = found else {
-        raise(SL_ExcValueError(), "no cached kernel for this key: launch it once first")
-        return nil
-    }
-    guard let driver = Runtime.shared.driver else {
-        raise(SL_ExcRuntimeError(), Runtime.shared.driverError)
-        return nil
-    }
-    var values: [ArgumentValue] = []
-    for index in 0..<PyTuple_Size(argTuple) {
-        let object = PyTuple_GetItem(argTuple, index)!
-        let value = state.traits.indices.contains(index) && state.traits[index].isConstexpr
-            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object, Runtime.shared)
-        guard let value else {
-            raise(SL_ExcTypeError(), "argument \(index) not handled")
-            return nil
-        }
-        values.append(value)
-    }
-    var dims: [Int64] = [1, 1, 1]
-    for index in 0..<min(PyTuple_Size(gridObject), 3) {
-        dims[index] = Int64(PyLong_AsLongLong(PyTuple_GetItem(gridObject, index)!))
-    }
-    let stream = PyLong_AsUnsignedLongLong(args[4]!)
-    let device = Int32(PyLong_AsLong(args[5]!))
-    let iterations = Int(PyLong_AsLong(args[6]!))
-    if PyErr_Occurred() != nil { return nil }
-    var start = timespec()
-    var end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
-    do throws(LaunchError) {
-        try values.withUnsafeBufferPointer { buffer throws(LaunchError) in
-            try entry.launch.launch(values: buffer, grid: Grid(x: dims[0], y: dims[1], z: dims[2]), stream: stream,
-                                    device: device, globalScratch: 0, driver: driver, repetitions: iterations)
-        }
-    } catch {
-        raise(SL_ExcRuntimeError(), "\(error)")
-        return nil
-    }
-    clock_gettime(CLOCK_MONOTONIC, &end)
-    let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
-    return PyFloat_FromDouble(seconds)
-}
-
-/// `_native.jit_getitem(cls)` → a method descriptor for `cls.__getitem__` (cls: the glue's
-/// `FastJITFunction`), so that `k[grid]` on a `swiftlaunch.jit` kernel runs no Python code.
-private let jitGetItemFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, cls in
-    guard let cls, PyType_Check(cls) != 0 else {
-        raise(SL_ExcTypeError(), "jit_getitem(cls) takes a class")
-        return nil
-    }
-    return PyDescr_NewMethod(OpaquePointer(cls), Objects.jitGetItemMethod)
 }
 
 nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {

@@ -1,0 +1,86 @@
+@preconcurrency import CPython
+import SwiftLaunchCore
+
+/// Helion's launcher contract: `launcher(triton_kernel, grid, *args, num_warps=, num_stages=, **extras)`.
+final class LauncherState {
+    /// `factory(triton_kernel)` → a `_native.Kernel` for it, or None when it cannot be accelerated.
+    let factory: PyRef
+    /// Helion's own launcher, for calls whose extras swiftlaunch does not handle.
+    let fallback: PyRef
+    var kernels: [(function: PyRef, kernel: PyRef?)] = []
+
+    init(factory: PyRef, fallback: PyRef) {
+        self.factory = factory
+        self.fallback = fallback
+    }
+
+    /// The kernel object for a JIT function (borrowed), created on first sight.
+    func kernel(for function: PyPtr) -> PyPtr?? {
+        for entry in kernels where entry.function.object == function { return .some(entry.kernel?.object) }
+        guard let made = call(factory.object, function) else { return nil }
+        let kernel: PyRef? = made == SL_None() ? nil : PyRef(owning: made)
+        if kernel == nil { SL_DecRef(made) }
+        kernels.append((PyRef(borrowing: function), kernel))
+        return .some(kernel?.object)
+    }
+}
+
+// MARK: - Launcher (Helion)
+
+/// `Launcher(factory, fallback)`.
+let launcherNew: @convention(c) (OpaquePointer?, PyPtr?, PyPtr?) -> PyPtr? = {
+    type, args, _ in
+    guard let type, let args, PyTuple_Size(args) == 2, let factory = PyTuple_GetItem(args, 0),
+          let fallback = PyTuple_GetItem(args, 1)
+    else {
+        raise(SL_ExcTypeError(), "Launcher(factory, fallback)")
+        return nil
+    }
+    let alloc = unsafeBitCast(PyType_GetSlot(type, Py_tp_alloc), to: allocfunc.self)
+    guard let object = alloc(type, 0) else { return nil }
+    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self)
+    let state = LauncherState(factory: PyRef(borrowing: factory), fallback: PyRef(borrowing: fallback))
+    layout.pointee.state = Unmanaged.passRetained(state).toOpaque()
+    layout.pointee.vectorcall = launcherVectorcall
+    return object
+}
+
+let launcherDealloc: @convention(c) (PyPtr?) -> Void = { object in
+    guard let object else { return }
+    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self)
+    if let state = layout.pointee.state {
+        Unmanaged<LauncherState>.fromOpaque(state).release()
+        layout.pointee.state = nil
+    }
+    freeObject(object)
+}
+
+let launcherVectorcall: SLVectorcallFunc = { callable, args, nargsf, kwnames in
+    let state = Objects.launcherState(callable!)
+    let positional = Int(SL_VectorcallNArgs(nargsf))
+    guard let args, positional >= 2 else {
+        return withEmptyArgs(args) { call(state.fallback.object, $0, count: positional, kwnames: kwnames) }
+    }
+    // Helion's distributed and occupancy extras (`_remote_copy_*`, `_persistent_state_*`,
+    // `_minimum_resident_programs`, `ptx_options`) change what is launched: Helion does those.
+    if let kwnames {
+        for index in 0..<PyTuple_Size(kwnames) {
+            guard let name = swiftString(PyTuple_GetItem(kwnames, index)!) else { return nil }
+            if name.hasPrefix("_") || name == "ptx_options" {
+                Stats.fallback("helion launcher extras")
+                return call(state.fallback.object, args, count: positional, kwnames: kwnames)
+            }
+        }
+    }
+    guard let found = state.kernel(for: args[0]!) else { return nil }
+    guard let kernel = found else {
+        Stats.fallback("not a triton.jit kernel")
+        return call(state.fallback.object, args, count: positional, kwnames: kwnames)
+    }
+    return LaunchCall(state: Objects.kernelState(kernel), kernelObject: kernel, grid: args[1]!, args: args + 2,
+                      positionalCount: positional - 2, kwnames: kwnames).run()
+}
+
+let launcherCall: @convention(c) (PyPtr?, PyPtr?, PyPtr?) -> PyPtr? = { callable, args, kwargs in
+    callThroughVectorcall(callable!, args!, kwargs, launcherVectorcall)
+}

@@ -1,0 +1,170 @@
+@preconcurrency import CPython
+import SwiftLaunchCore
+
+/// Memory layouts of the three Python types this module defines. Each starts with the object
+/// header; fields after it are read only through these structs.
+struct KernelObjectLayout {
+    var head: PyObject
+    var state: UnsafeMutableRawPointer?  // +1 Unmanaged<KernelState>
+}
+
+struct BoundLaunchLayout {
+    var head: PyObject
+    var vectorcall: SLVectorcallFunc?
+    var kernel: PyPtr?  // strong
+    var grid: PyPtr?    // strong
+}
+
+struct LauncherLayout {
+    var head: PyObject
+    var vectorcall: SLVectorcallFunc?
+    var state: UnsafeMutableRawPointer?  // +1 Unmanaged<LauncherState>
+}
+
+enum Objects {
+    nonisolated(unsafe) static var kernelType: PyPtr!
+    nonisolated(unsafe) static var boundLaunchType: PyPtr!
+    nonisolated(unsafe) static var launcherType: PyPtr!
+    /// The bound-launch type's allocator and deallocator, read once: one of each per `kernel[grid]`.
+    nonisolated(unsafe) static var boundAlloc: allocfunc!
+    nonisolated(unsafe) static var boundFree: freefunc!
+    /// Outlives every descriptor made from it (never freed).
+    nonisolated(unsafe) static let jitGetItemMethod = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
+
+    static func kernelState(_ object: PyPtr) -> KernelState {
+        let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state!
+        // Sound: set once in `kernelNew` and released only in `kernelDealloc`.
+        return Unmanaged<KernelState>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    static func launcherState(_ object: PyPtr) -> LauncherState {
+        let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self).pointee.state!
+        return Unmanaged<LauncherState>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    static var vectorcallSupported: Bool { interpreterVersion >= 0x030C_0000 }
+
+    static func makeTypes(module: PyPtr) -> Bool {
+        guard let kernel = makeType(
+            name: "swiftlaunch._native.Kernel", basicSize: MemoryLayout<KernelObjectLayout>.size,
+            slots: [
+                PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(kernelNew, to: UnsafeMutableRawPointer.self)),
+                PyType_Slot(slot: Py_tp_dealloc, pfunc: unsafeBitCast(kernelDealloc, to: UnsafeMutableRawPointer.self)),
+                PyType_Slot(slot: Py_mp_subscript, pfunc: unsafeBitCast(kernelSubscript, to: UnsafeMutableRawPointer.self)),
+                PyType_Slot(slot: Py_tp_methods, pfunc: UnsafeMutableRawPointer(kernelMethods)),
+            ], vectorcallOffset: nil, subclassable: true),
+            let bound = makeType(
+                name: "swiftlaunch._native.BoundLaunch", basicSize: MemoryLayout<BoundLaunchLayout>.size,
+                slots: [
+                    PyType_Slot(slot: Py_tp_dealloc, pfunc: unsafeBitCast(boundDealloc, to: UnsafeMutableRawPointer.self)),
+                    PyType_Slot(slot: Py_tp_call, pfunc: unsafeBitCast(boundCall, to: UnsafeMutableRawPointer.self)),
+                ], vectorcallOffset: MemoryLayout<BoundLaunchLayout>.offset(of: \.vectorcall)),
+            let launcher = makeType(
+                name: "swiftlaunch._native.Launcher", basicSize: MemoryLayout<LauncherLayout>.size,
+                slots: [
+                    PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(launcherNew, to: UnsafeMutableRawPointer.self)),
+                    PyType_Slot(slot: Py_tp_dealloc, pfunc: unsafeBitCast(launcherDealloc, to: UnsafeMutableRawPointer.self)),
+                    PyType_Slot(slot: Py_tp_call, pfunc: unsafeBitCast(launcherCall, to: UnsafeMutableRawPointer.self)),
+                ], vectorcallOffset: MemoryLayout<LauncherLayout>.offset(of: \.vectorcall))
+        else { return false }
+        kernelType = kernel
+        boundLaunchType = bound
+        // Sound: these slots hold exactly these C function types (Python's type-slot documentation).
+        boundAlloc = unsafeBitCast(PyType_GetSlot(OpaquePointer(bound), Py_tp_alloc), to: allocfunc.self)
+        boundFree = unsafeBitCast(PyType_GetSlot(OpaquePointer(bound), Py_tp_free), to: freefunc.self)
+        launcherType = launcher
+        // `jit_getitem(cls)`'s method: a METH_O `__getitem__(self, grid)`.
+        jitGetItemMethod.initialize(to: PyMethodDef(
+            ml_name: strdup("__getitem__"), ml_meth: unsafeBitCast(jitSubscript, to: PyCFunction.self),
+            ml_flags: Int32(METH_O), ml_doc: strdup("kernel[grid]: a launch through the Swift core")))
+        for (name, type) in [("Kernel", kernel), ("BoundLaunch", bound), ("Launcher", launcher)] {
+            SL_IncRef(type)
+            if PyModule_AddObject(module, name, type) < 0 { SL_DecRef(type); return false }
+        }
+        return true
+    }
+
+    /// Type specs, slot tables and names must outlive the interpreter: allocated once, never freed.
+    private static func makeType(name: String, basicSize: Int, slots: [PyType_Slot], vectorcallOffset: Int?,
+                                 subclassable: Bool = false) -> PyPtr? {
+        var allSlots = slots
+        var flags = UInt32(Py_TPFLAGS_DEFAULT) | (subclassable ? UInt32(Py_TPFLAGS_BASETYPE) : 0)
+        if let vectorcallOffset, vectorcallSupported {
+            let members = UnsafeMutablePointer<PyMemberDef>.allocate(capacity: 2)
+            members[0] = PyMemberDef(name: strdup("__vectorcalloffset__"), type: T_PYSSIZET,
+                                     offset: vectorcallOffset, flags: READONLY, doc: nil)
+            members[1] = PyMemberDef()
+            allSlots.append(PyType_Slot(slot: Py_tp_members, pfunc: UnsafeMutableRawPointer(members)))
+            flags |= UInt32(SL_TPFLAGS_HAVE_VECTORCALL)
+        }
+        allSlots.append(PyType_Slot(slot: 0, pfunc: nil))
+        let slotTable = UnsafeMutablePointer<PyType_Slot>.allocate(capacity: allSlots.count)
+        slotTable.initialize(from: allSlots, count: allSlots.count)
+        let spec = UnsafeMutablePointer<PyType_Spec>.allocate(capacity: 1)
+        spec.initialize(to: PyType_Spec(name: strdup(name), basicsize: Int32(basicSize), itemsize: 0,
+                                        flags: flags, slots: slotTable))
+        return PyType_FromSpec(spec)
+    }
+
+    nonisolated(unsafe) private static let kernelMethods: UnsafeMutablePointer<PyMethodDef> = {
+        let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 5)
+        let fastKeywords = Int32(METH_FASTCALL | METH_KEYWORDS)
+        methods[0] = PyMethodDef(ml_name: strdup("launch"),
+                                 ml_meth: unsafeBitCast(kernelLaunchMethod, to: PyCFunction.self),
+                                 ml_flags: fastKeywords, ml_doc: strdup("launch(grid, *args, **kwargs)"))
+        methods[1] = PyMethodDef(ml_name: strdup("key"),
+                                 ml_meth: unsafeBitCast(kernelKeyMethod, to: PyCFunction.self),
+                                 ml_flags: fastKeywords,
+                                 ml_doc: strdup("key(device, *args, **kwargs) -> bytes: the native dispatch key"))
+        methods[2] = PyMethodDef(ml_name: strdup("insert"),
+                                 ml_meth: unsafeBitCast(kernelInsertMethod, to: PyCFunction.self),
+                                 ml_flags: Int32(METH_FASTCALL),
+                                 ml_doc: strdup("insert(token, compiled_kernel, launch_info) -> bool"))
+        methods[3] = PyMethodDef(ml_name: strdup("cache_size"),
+                                 ml_meth: unsafeBitCast(kernelCacheSizeMethod, to: PyCFunction.self),
+                                 ml_flags: Int32(METH_NOARGS), ml_doc: nil)
+        methods[4] = PyMethodDef()
+        return methods
+    }()
+}
+
+/// Heap-type instances release their type's reference when they go.
+func freeObject(_ object: PyPtr) {
+    let type = SL_Type(object)!
+    let free = unsafeBitCast(PyType_GetSlot(type, Py_tp_free), to: freefunc.self)
+    free(UnsafeMutableRawPointer(object))
+    SL_DecRef(UnsafeMutablePointer<PyObject>(type))
+}
+
+/// Vectorcall may pass a null argument array when there are no arguments.
+@inline(__always)
+func withEmptyArgs(_ args: UnsafePointer<PyPtr?>?, _ body: (UnsafePointer<PyPtr?>) -> PyPtr?) -> PyPtr? {
+    if let args { return body(args) }
+    var none: PyPtr? = nil
+    return withUnsafePointer(to: &none) { body($0) }
+}
+
+/// `tp_call` for Pythons before 3.12, where heap types cannot switch vectorcall on.
+func callThroughVectorcall(_ callable: PyPtr, _ args: PyPtr, _ kwargs: PyPtr?, _ function: SLVectorcallFunc) -> PyPtr? {
+    let positional = PyTuple_Size(args)
+    let keywords = kwargs.map { PyDict_Size($0) } ?? 0
+    var flat: [PyPtr?] = (0..<positional).map { PyTuple_GetItem(args, $0) }
+    var kwnames: PyPtr?
+    if keywords > 0, let kwargs {
+        guard let names = PyTuple_New(keywords) else { return nil }
+        kwnames = names
+        var position: Py_ssize_t = 0
+        var key: PyPtr?
+        var value: PyPtr?
+        var index = 0
+        while PyDict_Next(kwargs, &position, &key, &value) != 0 {
+            SL_IncRef(key!)
+            PyTuple_SetItem(names, index, key!)
+            flat.append(value)
+            index += 1
+        }
+    }
+    defer { if let kwnames { SL_DecRef(kwnames) } }
+    flat.append(nil)
+    return flat.withUnsafeBufferPointer { function(callable, $0.baseAddress, positional, kwnames) }
+}
