@@ -3,9 +3,10 @@ import SwiftLaunchCore
 
 enum ArgumentReading {
     /// Reads a runtime (non-constexpr) argument; nil when it is of a kind handled only by Triton.
+    /// `anyDevice`: read tensors of every device type (for keys, which launch nothing).
     @inline(__always)
-    static func runtimeValue(_ object: PyPtr, _ runtime: Runtime) -> ArgumentValue? {
-        if runtime.isTensor(object) { return tensorValue(object, runtime) }
+    static func runtimeValue(_ object: PyPtr, _ runtime: Runtime, anyDevice: Bool) -> ArgumentValue? {
+        if runtime.isTensor(object) { return runtime.readTensor(object, anyDevice: anyDevice) }
         return scalarValue(object)
     }
 

@@ -14,14 +14,56 @@ final class LauncherState {
         self.fallback = fallback
     }
 
+    /// The last kernel found, by function identity: a Helion wrapper launches the same kernel call
+    /// after call, so the steady state is one compare (the objects are owned by `kernels`).
+    private var lastFunction: PyPtr?
+    private var lastKernel: PyPtr?
+    /// The last keyword-name tuple seen and whether it carries extras only Helion handles. A call
+    /// site's tuple is a constant of its code object, so this too is one compare per call.
+    private var lastKeywordNames: PyRef?
+    private var lastKeywordNamesHaveExtras = false
+
     /// The kernel object for a JIT function (borrowed), created on first sight.
+    @inline(__always)
     func kernel(for function: PyPtr) -> PyPtr?? {
-        for entry in kernels where entry.function.object == function { return .some(entry.kernel?.object) }
-        guard let made = call(factory.object, function) else { return nil }
-        let kernel: PyRef? = made == SL_None() ? nil : PyRef(owning: made)
-        if kernel == nil { SL_DecRef(made) }
-        kernels.append((PyRef(borrowing: function), kernel))
-        return .some(kernel?.object)
+        if function == lastFunction { return .some(lastKernel) }
+        return findKernel(function)
+    }
+
+    private func findKernel(_ function: PyPtr) -> PyPtr?? {
+        let found: PyPtr?
+        if let entry = kernels.first(where: { $0.function.object == function }) {
+            found = entry.kernel?.object
+        } else {
+            guard let made = call(factory.object, function) else { return nil }
+            let kernel: PyRef? = made == SL_None() ? nil : PyRef(owning: made)
+            if kernel == nil { SL_DecRef(made) }
+            kernels.append((PyRef(borrowing: function), kernel))
+            found = kernel?.object
+        }
+        lastFunction = function
+        lastKernel = found
+        return .some(found)
+    }
+
+    /// Helion's distributed and occupancy extras (`_remote_copy_*`, `_persistent_state_*`,
+    /// `_minimum_resident_programs`, `ptx_options`) change what is launched: Helion does those.
+    @inline(__always)
+    func hasHelionExtras(_ keywordNames: PyPtr) -> Bool {
+        if keywordNames == lastKeywordNames?.object { return lastKeywordNamesHaveExtras }
+        var extras = false
+        for index in 0..<PyTuple_Size(keywordNames) {
+            let name = PyTuple_GetItem(keywordNames, index)!
+            // Keyword names are str: compared in place, nothing converted or allocated.
+            if PyUnicode_ReadChar(name, 0) == UInt32(UInt8(ascii: "_"))
+                || PyUnicode_CompareWithASCIIString(name, "ptx_options") == 0 {
+                extras = true
+            }
+            PyErr_Clear()  // an empty name has no first character
+        }
+        lastKeywordNames = PyRef(borrowing: keywordNames)
+        lastKeywordNamesHaveExtras = extras
+        return extras
     }
 }
 
@@ -61,16 +103,9 @@ let launcherVectorcall: SLVectorcallFunc = { callable, args, nargsf, kwnames in
     guard let args, positional >= 2 else {
         return withEmptyArgs(args) { call(state.fallback.object, $0, count: positional, kwnames: kwnames) }
     }
-    // Helion's distributed and occupancy extras (`_remote_copy_*`, `_persistent_state_*`,
-    // `_minimum_resident_programs`, `ptx_options`) change what is launched: Helion does those.
-    if let kwnames {
-        for index in 0..<PyTuple_Size(kwnames) {
-            guard let name = swiftString(PyTuple_GetItem(kwnames, index)!) else { return nil }
-            if name.hasPrefix("_") || name == "ptx_options" {
-                Stats.fallback("helion launcher extras")
-                return call(state.fallback.object, args, count: positional, kwnames: kwnames)
-            }
-        }
+    if let kwnames, state.hasHelionExtras(kwnames) {
+        Stats.fallback("helion launcher extras")
+        return call(state.fallback.object, args, count: positional, kwnames: kwnames)
     }
     guard let found = state.kernel(for: args[0]!) else { return nil }
     guard let kernel = found else {

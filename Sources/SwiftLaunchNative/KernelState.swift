@@ -66,6 +66,8 @@ final class KernelState {
             + implicitOptions.flatMap({ [$0.name, $0.value] }) + optionNames[0..<optionNameCount] {
             SL_DecRef(object)
         }
+        if let planNames { SL_DecRef(planNames) }
+        planSlots.deallocate()
         names.deallocate()
         optionNames.deallocate()
         implicitOptions.deallocate()
@@ -87,6 +89,27 @@ final class KernelState {
         return UInt32(optionNameCount - 1)
     }
 
+    /// How the last keyword-name tuple binds, one slot per name: a parameter index (>= 0) or an
+    /// option id (-1 - id). A call site's tuple is a constant of its code object, so in the steady
+    /// state binding keywords costs one identity compare instead of string compares per name.
+    private var planNames: PyPtr?
+    private let planSlots = UnsafeMutableBufferPointer<Int32>.allocate(capacity: maxKeywordsPerCall)
+
+    @inline(__always)
+    func keywordPlan(for names: PyPtr) -> UnsafeBufferPointer<Int32>? {
+        guard names == planNames else { return nil }
+        return UnsafeBufferPointer(rebasing: planSlots[0..<PyTuple_Size(names)])
+    }
+
+    /// Keeps `slots` (at most `maxKeywordsPerCall`) as the plan of `names`.
+    func rememberPlan(_ slots: [Int32], for names: PyPtr) -> UnsafeBufferPointer<Int32> {
+        SL_IncRef(names)
+        if let planNames { SL_DecRef(planNames) }
+        planNames = names
+        _ = planSlots.initialize(from: slots)
+        return UnsafeBufferPointer(rebasing: planSlots[0..<slots.count])
+    }
+
     func parameterIndex(_ name: PyPtr) -> Int? {
         for (index, known) in names.enumerated() where known == name { return index }
         for (index, known) in names.enumerated() {
@@ -102,3 +125,6 @@ final class KernelState {
 let maxParameters = 256
 /// The most distinct keyword option names one kernel keys on.
 let maxOptionNames = 256
+/// The most keyword arguments, and the most options (given and implicit), one call binds natively.
+let maxKeywordsPerCall = 64
+let maxOptionsPerCall = 32

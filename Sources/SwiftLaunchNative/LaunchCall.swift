@@ -25,26 +25,35 @@ struct LaunchCall {
         let count = state.names.count
         guard count <= maxParameters else { return fallback("too many parameters") }
         guard positionalCount <= count else { return fallback("argument binding") }
+        let keywords = keywordCount
+        guard keywords <= maxKeywordsPerCall else { return fallback("option not handled") }
         return withUnsafeTemporaryAllocation(of: PyPtr?.self, capacity: count) { bound -> PyPtr? in
             // Sound: every slot is written below before any is read; the pointers are borrowed from
             // `args`, the kernel's defaults or its parameter names, all alive for this call.
             for index in 0..<count { bound[index] = index < positionalCount ? args[index] : nil }
-            return withUnsafeTemporaryAllocation(of: (UInt32, PyPtr).self, capacity: 32) { options -> PyPtr? in
+            return withUnsafeTemporaryAllocation(of: (UInt32, PyPtr).self, capacity: maxOptionsPerCall) {
+                options -> PyPtr? in
                 var optionCount = 0
-                let keywords = keywordCount
-                for index in 0..<keywords {
-                    let name = PyTuple_GetItem(kwnames!, index)!
-                    let value = args[positionalCount + index]!
-                    if let parameter = state.parameterIndex(name) {
-                        guard bound[parameter] == nil else { return fallback("argument binding") }
-                        bound[parameter] = value
+                if let kwnames, keywords > 0 {
+                    let plan: UnsafeBufferPointer<Int32>
+                    if let known = state.keywordPlan(for: kwnames) {
+                        plan = known
                     } else {
-                        if PyObject_RichCompareBool(name, Names.debug, Py_EQ) == 1 { return fallback("debug") }
-                        guard optionCount < 24, let id = state.optionID(name) else {
-                            return fallback("option not handled")
+                        switch planKeywords(kwnames) {
+                        case let .plan(made): plan = made
+                        case let .fallback(reason): return fallback(reason)
                         }
-                        options[optionCount] = (id, value)
-                        optionCount += 1
+                    }
+                    for index in 0..<keywords {
+                        let slot = Int(plan[index])
+                        let value = args[positionalCount + index]!
+                        if slot >= 0 {
+                            guard bound[slot] == nil else { return fallback("argument binding") }
+                            bound[slot] = value
+                        } else {
+                            options[optionCount] = (UInt32(-1 - slot), value)
+                            optionCount += 1
+                        }
                     }
                 }
                 let defaults = state.defaults
@@ -55,6 +64,7 @@ struct LaunchCall {
                 for implicit in state.implicitOptions {
                     guard let id = state.optionID(implicit.name) else { return fallback("option not handled") }
                     if !(0..<optionCount).contains(where: { options[$0].0 == id }) {
+                        guard optionCount < maxOptionsPerCall else { return fallback("option not handled") }
                         options[optionCount] = (id, implicit.value)
                         optionCount += 1
                     }
@@ -63,6 +73,34 @@ struct LaunchCall {
                                        options: UnsafeBufferPointer(rebasing: options[0..<optionCount]))
             }
         }
+    }
+
+    private enum KeywordPlan {
+        case plan(UnsafeBufferPointer<Int32>)
+        case fallback(String)
+    }
+
+    /// Binds each keyword name to a parameter or an option id, and keeps the result for the next
+    /// call with the same names. Room is left for the implicit options, so a call never binds more
+    /// options than the call's option buffer holds.
+    private func planKeywords(_ kwnames: PyPtr) -> KeywordPlan {
+        var slots: [Int32] = []
+        var optionCount = 0
+        for index in 0..<PyTuple_Size(kwnames) {
+            let name = PyTuple_GetItem(kwnames, index)!
+            if let parameter = state.parameterIndex(name) {
+                slots.append(Int32(parameter))
+                continue
+            }
+            if PyObject_RichCompareBool(name, Names.debug, Py_EQ) == 1 { return .fallback("debug") }
+            PyErr_Clear()
+            optionCount += 1
+            guard optionCount + state.implicitOptions.count <= maxOptionsPerCall, let id = state.optionID(name) else {
+                return .fallback("option not handled")
+            }
+            slots.append(-1 - Int32(id))
+        }
+        return .plan(state.rememberPlan(slots, for: kwnames))
     }
 
     private func withBoundValues(_ bound: UnsafeBufferPointer<PyPtr?>,
@@ -78,9 +116,12 @@ struct LaunchCall {
                 if traits[index].isConstexpr {
                     value = ArgumentReading.keyedValue(object)
                 } else {
-                    value = ArgumentReading.runtimeValue(object, runtime)
+                    value = ArgumentReading.runtimeValue(object, runtime, anyDevice: probeDevice != nil)
                 }
-                guard let value else { return fallback("argument type not handled") }
+                guard let value else {
+                    return fallback(runtime.isTensor(object) ? runtime.unreadableTensorReason(object)
+                                                             : "argument type not handled")
+                }
                 (values.baseAddress! + index).initialize(to: value)
             }
             let readValues = UnsafeBufferPointer(rebasing: values[0..<count])
@@ -161,7 +202,7 @@ struct LaunchCall {
     }
 
     /// Triton's `used_global_vals` check: true when every captured global still has its value.
-    private func globalsUnchanged() -> Bool {
+    private func globalsUnchanged(pythonMayHaveRun: inout Bool) -> Bool {
         guard let used = instanceAttribute(state.function, dict: state.functionDict, Names.usedGlobalVals) else {
             PyErr_Clear()
             return false
@@ -169,6 +210,7 @@ struct LaunchCall {
         defer { SL_DecRef(used) }
         guard SL_DictCheck(used) != 0 else { return false }
         if PyDict_Size(used) == 0 { return true }
+        pythonMayHaveRun = true
         var position: Py_ssize_t = 0
         var key: PyPtr?
         var value: PyPtr?
@@ -193,7 +235,10 @@ struct LaunchCall {
     private func launchHit(_ entry: CacheEntry, bound: UnsafeBufferPointer<PyPtr?>,
                            values: UnsafeBufferPointer<ArgumentValue>, device: Int32) -> PyPtr? {
         guard let driver = runtime.driver else { return fallback("no CUDA driver") }
-        guard globalsUnchanged() else { return fallback("captured global changed") }
+        // Python code may run below (a global's `__eq__`, a callable grid, the scratch allocator), and
+        // it may rebind a tensor argument's storage (`x.data = y`): addresses are then read again.
+        var pythonMayHaveRun = false
+        guard globalsUnchanged(pythonMayHaveRun: &pythonMayHaveRun) else { return fallback("captured global changed") }
         guard let currentStream = runtime.currentStream else { return fallback("no CUDA device") }
         guard let deviceObject = newInteger(Int(device)) else { return nil }
         let streamObject = currentStream(deviceObject)
@@ -203,7 +248,7 @@ struct LaunchCall {
         SL_DecRef(streamObject)
         if PyErr_Occurred() != nil { return nil }
         let resolved: Grid?
-        switch resolveGrid(bound) {
+        switch resolveGrid(bound, pythonMayHaveRun: &pythonMayHaveRun) {
         case let .grid(g): resolved = g
         case .notHandled: resolved = nil
         case .error: return nil
@@ -214,6 +259,7 @@ struct LaunchCall {
         defer { if let scratchBuffer { SL_DecRef(scratchBuffer) } }
         if entry.launch.globalScratchSize > 0 {
             guard !grid.isEmpty else { return fallback("global scratch with an empty grid") }
+            pythonMayHaveRun = true
             switch allocateScratch(entry.launch, grid: grid, stream: stream, device: device, driver: driver) {
             case let .buffer(object, address):
                 scratchBuffer = object
@@ -221,6 +267,11 @@ struct LaunchCall {
             case let .fallback(reason): return fallback(reason)
             case .error: return nil
             }
+        }
+        if pythonMayHaveRun {
+            // Sound: `values` is the call's own temporary buffer (mutable memory), read only below.
+            guard rereadTensorAddresses(bound, UnsafeMutableBufferPointer(mutating: values), device: device,
+                                        driver: driver) else { return nil }
         }
         do throws(LaunchError) {
             try entry.launch.launch(values: values, grid: grid, stream: stream, device: device,
@@ -244,12 +295,44 @@ struct LaunchCall {
         case error
     }
 
-    private func resolveGrid(_ bound: UnsafeBufferPointer<PyPtr?>) -> GridResult {
+    /// Triton reads tensor addresses at launch, after its grid function and scratch allocator ran; so
+    /// does this, once Python code may have run since the arguments were read. The specialization
+    /// stays the one chosen from the first read, as in Triton. An address that is no longer on the
+    /// launch device is asked of the driver, as Triton asks it of every address; false, with
+    /// Triton's ValueError set, when the driver does not know it.
+    private func rereadTensorAddresses(_ bound: UnsafeBufferPointer<PyPtr?>,
+                                       _ values: UnsafeMutableBufferPointer<ArgumentValue>,
+                                       device: Int32, driver: DynamicDriver) -> Bool {
+        for index in 0..<values.count {
+            guard case let .tensor(dtype, address, tensorDevice) = values[index] else { continue }
+            guard let object = bound[index], runtime.isTensor(object),
+                  case let .tensor(_, newAddress, newDevice)? = runtime.readTensor(object, anyDevice: true)
+            else {
+                raise(SL_ExcRuntimeError(), "tensor argument \(index) changed while its launch was prepared and "
+                      + "can no longer be read")
+                return false
+            }
+            if newAddress == address && newDevice == tensorDevice { continue }
+            if newDevice == device || newAddress == 0 {
+                values[index] = .tensor(dtype: dtype, address: newAddress, device: device)
+                continue
+            }
+            guard let info = try? driver.pointerInfo(newAddress) else {
+                raise(SL_ExcValueError(), "Pointer argument (at \(index)) cannot be accessed from Triton (cpu tensor?)")
+                return false
+            }
+            values[index] = .tensor(dtype: dtype, address: info.devicePointer, device: device)
+        }
+        return true
+    }
+
+    private func resolveGrid(_ bound: UnsafeBufferPointer<PyPtr?>, pythonMayHaveRun: inout Bool) -> GridResult {
         var gridObject = grid
         var owned: PyPtr?
         defer { if let owned { SL_DecRef(owned) } }
         if SL_TupleCheck(grid) == 0 && SL_ListCheck(grid) == 0 {
             guard PyCallable_Check(grid) != 0 else { return .notHandled }
+            pythonMayHaveRun = true
             // Triton calls a callable grid with the bound arguments, defaults included.
             guard let arguments = PyDict_New() else { return .error }
             defer { SL_DecRef(arguments) }

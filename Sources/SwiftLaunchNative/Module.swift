@@ -2,14 +2,18 @@
 import SwiftLaunchCore
 
 /// `_native.configure(tensor_types, dtypes, current_stream, runtime_knobs, compilation_knobs,
-/// hook_chain_type, allocator, null_allocator_type, tensor_access)`: called once by the glue. `dtypes`
-/// is a tuple of `(torch_dtype, triton_name)` pairs; `current_stream` may be None (no CUDA);
+/// hook_chain_type, allocator, null_allocator_type, tensor_access, reader)`: called once by the glue.
+/// `dtypes` is a tuple of `(torch_dtype, triton_name)` pairs; `current_stream` may be None (no CUDA);
 /// `tensor_access` is `(dtype, data_ptr, get_device, probe)`: the first three from
-/// `torch._C.TensorBase`, `probe` an empty tensor; or None.
+/// `torch._C.TensorBase`, `probe` an empty tensor; or None. `reader` is None (read tensors through
+/// `tensor_access`) or `(launch_device_type, dtype_codes)`: turn on the reader `tensor_reader_probe`
+/// found, with torch's dtype code for each entry of `dtypes` (-1: none).
 let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     _, args, nargs in
-    guard let args, nargs == 9 else {
-        raise(SL_ExcTypeError(), "configure takes 9 arguments")
+    guard let args, nargs == 10, let tensorTypes = args[0], let dtypeTuple = args[1],
+          SL_TupleCheck(tensorTypes) != 0, SL_TupleCheck(dtypeTuple) != 0
+    else {
+        raise(SL_ExcTypeError(), "configure takes 10 arguments, the first two tuples")
         return nil
     }
     // Every object kept below is kept for the life of the process, like the modules that own it.
@@ -18,39 +22,78 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
         SL_IncRef(object)
         return object
     }
-    let tensorTypes = args[0]!
-    let types = (0..<max(PyTuple_Size(tensorTypes), 0)).compactMap { kept(PyTuple_GetItem(tensorTypes, $0)) }
-    let dtypeTuple = args[1]!
+    var types: [PyPtr] = []
+    for index in 0..<PyTuple_Size(tensorTypes) {
+        let type = PyTuple_GetItem(tensorTypes, index)!
+        guard PyType_Check(type) != 0 else {
+            raise(SL_ExcTypeError(), "tensor_types must hold types")
+            return nil
+        }
+        types.append(type)
+    }
     var dtypes: [(PyPtr, String)] = []
-    for index in 0..<max(PyTuple_Size(dtypeTuple), 0) {
+    for index in 0..<PyTuple_Size(dtypeTuple) {
         guard let pair = PyTuple_GetItem(dtypeTuple, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2,
-              let name = swiftString(PyTuple_GetItem(pair, 1)!)
+              let nameObject = PyTuple_GetItem(pair, 1), SL_UnicodeCheck(nameObject) != 0,
+              let name = swiftString(nameObject)
         else {
             raise(SL_ExcValueError(), "dtypes must be (torch_dtype, triton_name) pairs")
             return nil
         }
-        dtypes.append((kept(PyTuple_GetItem(pair, 0))!, name))
+        dtypes.append((PyTuple_GetItem(pair, 0)!, name))
     }
-    var access: TensorAccess?
-    if let accessors = args[8], SL_TupleCheck(accessors) != 0 {
-        guard PyTuple_Size(accessors) == 4, let dtype = kept(PyTuple_GetItem(accessors, 0)),
-              let dataPtr = kept(PyTuple_GetItem(accessors, 1)), let getDevice = kept(PyTuple_GetItem(accessors, 2)),
-              let probe = PyTuple_GetItem(accessors, 3),
-              let made = TensorAccess(dtype: dtype, dataPtr: dataPtr, getDevice: getDevice, probe: probe)
+    var accessors: TensorAccessors?
+    if let given = args[8], given != SL_None() {
+        guard SL_TupleCheck(given) != 0, PyTuple_Size(given) == 4, let probe = PyTuple_GetItem(given, 3),
+              let made = TensorAccessors(dtype: PyTuple_GetItem(given, 0)!, dataPtr: PyTuple_GetItem(given, 1)!,
+                                         getDevice: PyTuple_GetItem(given, 2)!, probe: probe)
         else {
+            PyErr_Clear()
             raise(SL_ExcValueError(), "tensor_access is (dtype descriptor, data_ptr, get_device, probe tensor)")
             return nil
         }
-        access = made
+        accessors = made
+    }
+    var reader: (launchDeviceType: Int32, dtypeCodes: [Int32])?
+    if let given = args[9], given != SL_None() {
+        guard TensorReaderCandidate.shim != nil else {
+            raise(SL_ExcRuntimeError(), "reader given, but tensor_reader_probe found none")
+            return nil
+        }
+        guard SL_TupleCheck(given) != 0, PyTuple_Size(given) == 2, let codes = PyTuple_GetItem(given, 1),
+              SL_TupleCheck(codes) != 0, PyTuple_Size(codes) == dtypes.count,
+              let deviceType = Int32(exactly: PyLong_AsLong(PyTuple_GetItem(given, 0)!))
+        else {
+            PyErr_Clear()
+            raise(SL_ExcValueError(), "reader is (launch_device_type, one dtype code per dtype)")
+            return nil
+        }
+        var dtypeCodes: [Int32] = []
+        for index in 0..<PyTuple_Size(codes) {
+            let code = PyLong_AsLong(PyTuple_GetItem(codes, index)!)
+            // Codes index a table: torch's ScalarType numbers are small.
+            guard PyErr_Occurred() == nil, (-1...1023).contains(code) else {
+                PyErr_Clear()
+                raise(SL_ExcValueError(), "dtype codes are ints in [-1, 1023]")
+                return nil
+            }
+            dtypeCodes.append(Int32(code))
+        }
+        reader = (deviceType, dtypeCodes)
     }
     var knobs: KnobGuards?
-    if let runtimeKnobs = kept(args[3]), let compilationKnobs = kept(args[4]), let chainType = kept(args[5]) {
-        guard let guards = KnobGuards(runtime: runtimeKnobs, compilation: compilationKnobs, hookChainType: chainType)
+    if args[3] != SL_None() && args[4] != SL_None() && args[5] != SL_None() {
+        guard let guards = KnobGuards(runtime: args[3]!, compilation: args[4]!, hookChainType: args[5]!)
         else { return nil }
         knobs = guards
     }
-    Runtime.shared = Runtime(tensorTypes: types, dtypes: dtypes, tensorAccess: access, currentStream: kept(args[2]),
-                             knobs: knobs, allocator: kept(args[6]), nullAllocatorType: kept(args[7]))
+    // Kept only once nothing can fail any more.
+    for type in types { SL_IncRef(type) }
+    for (dtype, _) in dtypes { SL_IncRef(dtype) }
+    if let accessors { for object in [accessors.dtype, accessors.dataPtr.callable, accessors.getDevice.callable] { SL_IncRef(object) } }
+    Runtime.shared = Runtime(tensorTypes: types, dtypes: dtypes, reader: reader, accessors: accessors,
+                             currentStream: kept(args[2]), knobs: knobs, allocator: kept(args[6]),
+                             nullAllocatorType: kept(args[7]))
     return SL_NewRefNone()
 }
 
@@ -98,7 +141,7 @@ let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
 }
 
 nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {
-    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 8)
+    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 10)
     let fast = Int32(METH_FASTCALL)
     methods[0] = PyMethodDef(ml_name: strdup("configure"), ml_meth: unsafeBitCast(configureFunction, to: PyCFunction.self),
                              ml_flags: fast, ml_doc: nil)
@@ -116,7 +159,12 @@ nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef>
                              ml_flags: fast, ml_doc: nil)
     methods[6] = PyMethodDef(ml_name: strdup("jit_getitem"), ml_meth: unsafeBitCast(jitGetItemFunction, to: PyCFunction.self),
                              ml_flags: Int32(METH_O), ml_doc: nil)
-    methods[7] = PyMethodDef()
+    methods[7] = PyMethodDef(ml_name: strdup("tensor_reader_probe"),
+                             ml_meth: unsafeBitCast(tensorReaderProbeFunction, to: PyCFunction.self),
+                             ml_flags: fast, ml_doc: nil)
+    methods[8] = PyMethodDef(ml_name: strdup("read_tensor"), ml_meth: unsafeBitCast(readTensorFunction, to: PyCFunction.self),
+                             ml_flags: Int32(METH_O), ml_doc: nil)
+    methods[9] = PyMethodDef()
     return methods
 }()
 

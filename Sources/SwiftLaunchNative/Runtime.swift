@@ -12,7 +12,10 @@ final class Runtime {
     let dtypeObjects: UnsafeBufferPointer<PyPtr>
     let dtypeIndices: UnsafeBufferPointer<UInt16>
     let elementTypes: ElementTypes
-    let tensorAccess: TensorAccess?
+    /// How tensor arguments are read: through torch's C shim when the glue validated it, else
+    /// through torch's own accessors; neither before `configure` (every tensor then steps aside).
+    let nativeReader: NativeTensorReader?
+    let accessors: TensorAccessors?
     /// `torch._C._cuda_getCurrentRawStream`; nil without CUDA.
     let currentStream: BuiltinCall?
     let knobs: KnobGuards?
@@ -29,7 +32,8 @@ final class Runtime {
         dtypeObjects = UnsafeBufferPointer(start: nil, count: 0)
         dtypeIndices = UnsafeBufferPointer(start: nil, count: 0)
         elementTypes = ElementTypes(tritonNames: [])
-        tensorAccess = nil
+        nativeReader = nil
+        accessors = nil
         currentStream = nil
         knobs = nil
         allocator = nil
@@ -39,8 +43,11 @@ final class Runtime {
     }
 
     /// Takes over new references to every object it is given.
-    init(tensorTypes: [PyPtr], dtypes: [(PyPtr, String)], tensorAccess: TensorAccess?, currentStream: PyPtr?,
-         knobs: KnobGuards?, allocator: PyPtr?, nullAllocatorType: PyPtr?) {
+    /// `reader`: the probed shim reader's launch device type and torch's dtype code for each entry of
+    /// `dtypes`, or nil to read through `accessors`.
+    init(tensorTypes: [PyPtr], dtypes: [(PyPtr, String)], reader: (launchDeviceType: Int32, dtypeCodes: [Int32])?,
+         accessors: TensorAccessors?, currentStream: PyPtr?, knobs: KnobGuards?, allocator: PyPtr?,
+         nullAllocatorType: PyPtr?) {
         self.tensorTypes = (tensorTypes.first.map(UnsafeMutableRawPointer.init),
                             tensorTypes.dropFirst().first.map(UnsafeMutableRawPointer.init))
         var elementTypes = ElementTypes(tritonNames: [])
@@ -53,7 +60,18 @@ final class Runtime {
         dtypeObjects = UnsafeBufferPointer(objects)
         dtypeIndices = UnsafeBufferPointer(indices)
         self.elementTypes = elementTypes
-        self.tensorAccess = tensorAccess
+        if let reader, let shim = TensorReaderCandidate.shim, let offset = TensorReaderCandidate.handleOffset {
+            let table = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: Int(reader.dtypeCodes.max() ?? 0) + 1)
+            table.initialize(repeating: NativeTensorReader.unknownDtype)
+            for (position, code) in reader.dtypeCodes.enumerated() where code >= 0 {
+                table[Int(code)] = indices[position]
+            }
+            nativeReader = NativeTensorReader(shim: shim, handleOffset: offset, launchDeviceType: reader.launchDeviceType,
+                                              elementIndexByCode: UnsafeBufferPointer(table))
+        } else {
+            nativeReader = nil
+        }
+        self.accessors = accessors
         self.currentStream = currentStream.map { BuiltinCall(function: $0) }
         self.knobs = knobs
         self.allocator = allocator
@@ -81,6 +99,22 @@ final class Runtime {
     func dtypeIndex(_ dtype: PyPtr) -> UInt16? {
         for index in 0..<dtypeObjects.count where dtypeObjects[index] == dtype { return dtypeIndices[index] }
         return nil
+    }
+
+    /// dtype, address and device of an exact tensor argument; `anyDevice` (keys only) reads memory of
+    /// any device type, which no launch may use.
+    @inline(__always)
+    func readTensor(_ object: PyPtr, anyDevice: Bool) -> ArgumentValue? {
+        if let nativeReader { return nativeReader.read(object, anyDevice: anyDevice) }
+        return accessors?.read(object, self)
+    }
+
+    /// Why a tensor argument could not be read for a launch (asked only after a failed read).
+    func unreadableTensorReason(_ object: PyPtr) -> String {
+        if let nativeReader, !nativeReader.isOnLaunchDeviceType(object) {
+            return StepAside.pointerNotDeviceMemory(position: 0).label
+        }
+        return "argument type not handled"
     }
 
     @inline(__always)

@@ -249,7 +249,7 @@ let specializeFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
     }
     let object = args[0]!
     let runtime = Runtime.shared
-    var value = ArgumentReading.runtimeValue(object, runtime)
+    var value = ArgumentReading.runtimeValue(object, runtime, anyDevice: true)
     if value == nil && SL_LongCheck(object) != 0 && SL_BoolCheck(object) == 0 {
         raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
         return nil
@@ -306,7 +306,7 @@ let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ss
     for index in 0..<PyTuple_Size(argTuple) {
         let object = PyTuple_GetItem(argTuple, index)!
         let value = state.traits.indices.contains(index) && state.traits[index].isConstexpr
-            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object, Runtime.shared)
+            ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object, Runtime.shared, anyDevice: false)
         guard let value else {
             raise(SL_ExcTypeError(), "argument \(index) not handled")
             return nil

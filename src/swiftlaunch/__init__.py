@@ -18,22 +18,38 @@ __all__ = [
 
 
 def native_available() -> bool:
-    """Whether the Swift core loaded."""
-    return _loader.native is not None
+    """Whether kernel calls can go through the Swift core: it loaded, and the Triton stack is one it
+    was tested with (checked on first use; this call checks it)."""
+    from . import _runtime
+
+    return _loader.native is not None and _runtime.ensure_configured()
 
 
 def native_error() -> str:
     """Why the Swift core is not in use ("" when it is)."""
-    return _loader.reason
+    from . import _runtime
+
+    if _loader.native is None:
+        return _loader.reason
+    _runtime.ensure_configured()
+    return _runtime.pass_through_reason
 
 
 def stats(reset: bool = False) -> dict:
-    """Fast-path hits, misses (calls Triton ran and the core then cached) and every fallback to
-    Triton/Helion counted by reason. `reset=True` zeroes the counters after reading them."""
+    """Fast-path hits, misses (calls Triton ran and the core then cached), every fallback to
+    Triton/Helion counted by reason, which tensor reader the core uses and why (`tensor_reader`), and
+    why every call passes through, if it does (`pass_through`). `reset=True` zeroes the counters
+    after reading them."""
     from . import _triton
 
     if _loader.native is not None:
-        return _loader.native.stats(reset)
+        from . import _runtime
+
+        result = _loader.native.stats(reset)
+        result["tensor_reader"] = _runtime.reader_status
+        if _runtime.pass_through_reason:
+            result["pass_through"] = _runtime.pass_through_reason
+        return result
     with _triton._counter_lock:
         result = {"hits": 0, "misses": 0, "fallbacks": dict(_triton._python_fallbacks)}
         if reset:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 
-from . import _loader
+from . import _loader, _torch_reader
 
 _lock = threading.Lock()
 _configured = False
@@ -55,32 +56,89 @@ def tensor_access():
     return (*found, torch.empty(0))
 
 
+# Triton versions whose launch path the core reproduces, verified on a GPU (README: which card).
+TESTED_TRITON = ("3.6",)
+ALLOW_UNTESTED = "SWIFTLAUNCH_ALLOW_UNTESTED"
+
+# Why every call passes through to Triton/Helion ("" while the core is in use), and which tensor
+# reader the core uses; both set by `ensure_configured`.
+pass_through_reason = ""
+reader_status = "not configured yet"
+
+
+def triton_gate() -> str:
+    """Why this Triton's calls must all go to Triton unchanged, or "" when the core may take them.
+    The version check comes first; feature checks back it up for the names the core relies on (the
+    per-kernel ones, `packed_metadata` among them, are checked when a kernel is cached)."""
+    import triton
+
+    version = triton.__version__
+    tested = any(version == v or version.startswith(v + ".") for v in TESTED_TRITON)
+    if not tested and os.environ.get(ALLOW_UNTESTED, "") in ("", "0"):
+        return (f"triton {version} is not a tested version (tested: "
+                f"{', '.join(v + '.x' for v in TESTED_TRITON)}; {ALLOW_UNTESTED}=1 overrides)")
+    from triton import knobs
+    from triton.runtime import _allocation
+    from triton.runtime.jit import JITFunction
+
+    try:
+        from triton._C.libtriton import native_specialize_impl  # noqa: F401
+    except ImportError:
+        return f"triton {version} has no native_specialize_impl"
+    for owner, names in ((knobs.runtime, ("debug", "launch_enter_hook", "launch_exit_hook",
+                                          "add_stages_inspection_hook")),
+                         (knobs.compilation, ("instrumentation_mode",)),
+                         (knobs, ("HookChain",)), (_allocation, ("_allocator", "NullAllocator")),
+                         (JITFunction, ("run",))):
+        missing = [name for name in names if not hasattr(owner, name)]
+        if missing:
+            return f"triton {version} lacks {', '.join(missing)}"
+    return ""
+
+
+def _configure(native) -> None:
+    global pass_through_reason, reader_status
+    import torch
+    from triton import knobs
+    from triton.runtime import _allocation
+
+    dtypes = triton_dtype_names()
+    reader, reader_status = _torch_reader.configure_reader(native, dtypes)
+    native.configure(
+        (torch.Tensor, torch.nn.Parameter),
+        dtypes,
+        torch._C._cuda_getCurrentRawStream if torch.cuda.is_available() else None,
+        knobs.runtime,
+        knobs.compilation,
+        knobs.HookChain,
+        _allocation._allocator,
+        _allocation.NullAllocator,
+        tensor_access(),
+        reader,
+    )
+
+
 def ensure_configured() -> bool:
-    """Configures the core on first use; False when there is no core to configure."""
-    global _configured
+    """Configures the core on first use; False when every call must go to Triton/Helion unchanged
+    (no core, an untested Triton, or anything unexpected while configuring), with the reason in
+    `pass_through_reason` and one warning."""
+    global _configured, pass_through_reason
     native = _loader.native
     if native is None:
         return False
     if _configured:
-        return True
+        return not pass_through_reason
     with _lock:
         if _configured:
-            return True
-        import torch
-        from triton import knobs
-        from triton.runtime import _allocation
-
-        cuda = torch.cuda.is_available()
-        native.configure(
-            (torch.Tensor, torch.nn.Parameter),
-            triton_dtype_names(),
-            torch._C._cuda_getCurrentRawStream if cuda else None,
-            knobs.runtime,
-            knobs.compilation,
-            knobs.HookChain,
-            _allocation._allocator,
-            _allocation.NullAllocator,
-            tensor_access(),
-        )
+            return not pass_through_reason
+        try:
+            pass_through_reason = triton_gate()
+            if not pass_through_reason:
+                _configure(native)
+        except (ImportError, AttributeError, TypeError, ValueError, RuntimeError) as error:
+            pass_through_reason = f"configuring the core failed: {type(error).__name__}: {error}"
+        if pass_through_reason:
+            warnings.warn(f"swiftlaunch: {pass_through_reason}; kernels launch through Triton/Helion unchanged.",
+                          RuntimeWarning, stacklevel=3)
         _configured = True
-    return True
+    return not pass_through_reason

@@ -62,7 +62,10 @@ def _launch_info(fn: JITFunction, compiled):
     types = tuple(signature.get(name) for name in fn.arg_names)
     if not all(isinstance(t, str) for t in types):
         return None, "tuple arguments"
-    num_warps, num_ctas, shared = compiled.packed_metadata
+    packed = getattr(compiled, "packed_metadata", None)
+    if not (isinstance(packed, tuple) and len(packed) == 3):
+        return None, "packed_metadata not (num_warps, num_ctas, shared)"
+    num_warps, num_ctas, shared = packed
     return (
         compiled.function, num_warps, num_ctas, shared,
         bool(metadata.launch_cooperative_grid), bool(getattr(metadata, "launch_pdl", False)),
@@ -166,7 +169,7 @@ def _accelerated(fn: JITFunction):
     """The Swift core's kernel for `fn`, or a pass-through to Triton saying why there is none."""
     global _kernel_type
     if not _runtime.ensure_configured():
-        return PassThroughKernel(fn, "native core unavailable")
+        return PassThroughKernel(fn, "native core unavailable" if _loader.native is None else "untested stack")
     if _kernel_type is None:
         _kernel_type = _native_kernel_type()
     try:

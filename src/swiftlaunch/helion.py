@@ -41,8 +41,10 @@ def Launcher():
     """A launcher for Helion's host wrappers: pass it as `_launcher=`, or use `accelerate`."""
     fallback = _helion_default_launcher()
     if not _runtime.ensure_configured():
+        reason = "native core unavailable" if _loader.native is None else "untested stack"
+
         def launcher(triton_kernel, grid, *args, **kwargs):
-            _triton.count_fallback("native core unavailable")
+            _triton.count_fallback(reason)
             return fallback(triton_kernel, grid, *args, **kwargs)
 
         return launcher

@@ -31,6 +31,14 @@ def collect() -> dict:
     if native is None:
         report["libcuda"] = "not checked (no Swift core)"
         return report
+    from . import _runtime
+
+    try:
+        native_path = _runtime.ensure_configured()
+        report["native_path"] = "in use" if native_path else f"pass-through ({_runtime.pass_through_reason})"
+        report["tensor_reader"] = _runtime.reader_status
+    except ImportError as error:  # torch or Triton missing: nothing to configure yet
+        report["native_path"] = f"not configured ({error})"
     try:
         driver = native.driver_info()
     except RuntimeError as error:
