@@ -176,9 +176,7 @@ extension CompiledLaunch {
         } catch {
             throw .packing(error)
         }
-        guard case let .tensor(_, _, tensorDevice) = value, address != 0 else { return address }
-        guard tensorDevice >= 0 else { throw .pointerNotDeviceMemory(position: position) }
-        guard tensorDevice == device else { throw .pointerOnOtherDevice(position: position) }
-        return address
+        guard case let .tensor(_, _, tensorDevice) = value, address != 0, tensorDevice != device else { return address }
+        throw tensorDevice < 0 ? .pointerNotDeviceMemory(position: position) : .pointerOnOtherDevice(position: position)
     }
 }
