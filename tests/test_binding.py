@@ -1,0 +1,49 @@
+"""Binding limits of the native call path, without a GPU: more options than a call can hold step
+aside instead of writing past the call's buffer, and keyword plans bind by name whatever the order."""
+
+import pytest
+import torch
+
+import swiftlaunch
+from cpu_kernels import add_kernel
+
+
+@pytest.fixture
+def kernel_with_implicit_options(native):
+    from swiftlaunch import _triton
+
+    names, traits, defaults = _triton.parameter_tables(add_kernel)
+    implicit = tuple((f"implicit_{i}", i) for i in range(9))
+    return native.Kernel(add_kernel, lambda *a: None, names, traits, defaults, implicit)
+
+
+def key(kernel, **options):
+    x = torch.zeros(16)
+    return kernel.key(0, x, x, x, 16, BLOCK=16, **options)
+
+
+def test_implicit_options_never_overflow_the_option_buffer(kernel_with_implicit_options):
+    # 23 keyword options + 9 implicit ones fill the 32 slots a call has; one more must step aside.
+    fits = {f"option_{i}": i for i in range(23)}
+    assert isinstance(key(kernel_with_implicit_options, **fits), bytes)
+    assert key(kernel_with_implicit_options, **fits, one_more=1) is None
+
+
+def test_many_keyword_options_step_aside(native):
+    fast = swiftlaunch.fast(add_kernel)
+    assert key(fast, **{f"option_{i}": i for i in range(31)}) is not None
+    assert key(fast, **{f"option_{i}": i for i in range(40)}) is None
+    assert key(fast, **{f"option_{i}": i for i in range(100)}) is None
+
+
+def test_keyword_plans_bind_by_name(native):
+    fast = swiftlaunch.fast(add_kernel)
+    x, y, out = torch.zeros(16), torch.zeros(16)[1:], torch.zeros(16)
+    by_position = fast.key(0, x, y, out, 16, BLOCK=16)
+    orders = [dict(x=x, y=y, out=out, n=16, BLOCK=16), dict(BLOCK=16, n=16, out=out, y=y, x=x),
+              dict(out=out, x=x, BLOCK=16, y=y, n=16)]
+    for _ in range(3):  # alternating call sites: each keyword tuple gets its own plan in turn
+        for kwargs in orders:
+            assert fast.key(0, **kwargs) == by_position
+    assert fast.key(0, x, y, out=out, n=16, BLOCK=16) == by_position
+    assert fast.key(0, y, x, out=out, n=16, BLOCK=16) != by_position  # alignment of x differs
