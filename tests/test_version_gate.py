@@ -147,3 +147,18 @@ def test_configure_error_passes_through_instead_of_raising(regate, monkeypatch):
     assert available == [False] * 3 and error == "configuring the core failed: AttributeError: no dtype table today"
     fresh = triton.jit(add_kernel.fn)  # a kernel no earlier test wrapped
     assert type(swiftlaunch.fast(fresh)).__name__ == "PassThroughKernel" and len(warnings) == 1
+
+
+def test_knob_behind_a_descriptor_passes_through(regate, monkeypatch):
+    from triton import knobs
+
+    class Descriptor:
+        def __get__(self, obj, owner=None):
+            return False
+
+        def __set__(self, obj, value):
+            raise AttributeError("read-only")
+
+    monkeypatch.setattr(type(knobs.runtime), "debug", Descriptor())
+    available, error, _ = regate()
+    assert available == [False] * 3 and error == "triton 3.6.0 reads debug through a descriptor"

@@ -10,7 +10,6 @@ public struct CompiledLaunch: Equatable, Sendable {
     public var globalScratchSize: Int
     public var globalScratchAlign: Int
     /// One entry per bound argument, in parameter order.
-    /// One entry per bound argument, in parameter order.
     public var slots: [ParameterSlot] {
         didSet { parameterCount = Self.parameterCount(slots) }
     }

@@ -1,7 +1,7 @@
 @preconcurrency import CPython
 
 /// An attribute read straight from an instance's `__dict__`, as attribute lookup finds it when the
-/// class defines no data descriptor of that name (the glue checks that it does not). Names missing
+/// class defines no data descriptor of that name (the glue's version gate checks that it does not). Names missing
 /// from the dict go through `PyObject_GetAttr`, so a deleted attribute behaves as in Python.
 @inline(__always)
 func instanceAttribute(_ object: PyPtr, dict: PyPtr, _ name: PyPtr) -> PyPtr? {
@@ -28,7 +28,7 @@ struct KnobGuards {
     let runtimeDict: PyPtr
     let compilationDict: PyPtr
     let hookChainType: PyPtr
-    /// Class values, in the order of `Names.knobNames`.
+    /// Class values, read at configure time (plain values: the version gate checks they are no descriptors).
     let classDebug: PyPtr
     let classEnterHook: PyPtr
     let classExitHook: PyPtr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import warnings
@@ -43,7 +44,6 @@ def tensor_access():
     exact `torch.Tensor` / `Parameter` arguments, and an empty tensor to find their C functions with;
     None (the core then steps aside on every tensor) if either class resolves one of those names to
     anything else."""
-    import inspect
 
     import torch
 
@@ -93,7 +93,24 @@ def triton_gate() -> str:
         missing = [name for name in names if not hasattr(owner, name)]
         if missing:
             return f"triton {version} lacks {', '.join(missing)}"
+    # The core reads these from instance `__dict__`s, falling back to class values read once: right
+    # only while the class defines no data descriptor of that name.
+    for owner, names in ((JITFunction, ("pre_run_hooks", "debug", "used_global_vals")),
+                         (type(knobs.runtime), ("debug", "launch_enter_hook", "launch_exit_hook",
+                                                "add_stages_inspection_hook")),
+                         (type(knobs.compilation), ("instrumentation_mode",))):
+        described = [name for name in names if _is_data_descriptor(owner, name)]
+        if described:
+            return f"triton {version} reads {', '.join(described)} through a descriptor"
     return ""
+
+
+def _is_data_descriptor(owner: type, name: str) -> bool:
+    try:
+        attribute = inspect.getattr_static(owner, name)
+    except AttributeError:
+        return False
+    return hasattr(type(attribute), "__set__") or hasattr(type(attribute), "__delete__")
 
 
 def _configure(native) -> None:
