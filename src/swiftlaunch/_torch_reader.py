@@ -101,7 +101,10 @@ def configure_reader(native, dtypes, launch_device_type: str = "cuda"):
         for dtype, _name in dtypes:
             code = -1
             for device in devices:
-                probe = torch.zeros(2, dtype=dtype, device=device)
+                try:  # not every dtype has kernels everywhere (uint1 on CUDA); empty() needs none
+                    probe = torch.empty(2, dtype=dtype, device=device)
+                except (RuntimeError, TypeError):
+                    continue
                 why = _mismatch(native, probe, codes)
                 if why:
                     return None, f"python accessors (the native reader disagreed with torch: {why})"

@@ -81,10 +81,11 @@ def remember(kernel, fn: JITFunction, token, spec, compiled, args, kwargs) -> No
 
     device = torch.cuda.current_device()
     # The core keys on the device of the current CUDA context; Triton on torch's current device. They
-    # differ only while torch holds a device switch back until that device has a context: cache
-    # nothing then.
+    # differ only while torch holds a device switch back until that device has a context. The key
+    # also changes when Python code run by the call (a grid function) rebound an argument's storage.
+    # Cache nothing then.
     if kernel.key(device, *args, **kwargs) != token:
-        count_fallback("device differs from torch's")
+        count_fallback("key changed during the call (device switch or rebound argument)")
         return
     binder = fn.device_caches[device][4]
     _, triton_spec, _ = binder(*args, **kwargs)
