@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from .messages import progress
-from .stacks import FLOOR_STACKS
+from .stacks import FLOOR_STACKS, Prepared
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # cells imports this module
     from .cells import Cell
-    from .stacks import Prepared
 
 
 @dataclass
 class Settings:
-    calls: int = 20_000  # cpu_only calls per repetition (the baseline's count)
+    calls: int = 20_000  # cpu_only calls per repetition, as in the first H200 baseline, so runs compare
     wall_calls: int = 2_000  # wall+sync calls per repetition: each one waits for the GPU
     reps: int = 5
     warmup: int = 500
