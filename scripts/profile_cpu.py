@@ -18,7 +18,7 @@ import triton
 from triton import knobs
 from triton.runtime import _allocation
 
-from swiftlaunch import _bench_kernels as kernels
+from swiftlaunch.bench import kernels
 from swiftlaunch import _loader, _runtime, _triton
 
 CALLS = int(sys.argv[1]) if len(sys.argv) > 1 else 200000

@@ -13,7 +13,7 @@ import torch
 import triton
 
 import swiftlaunch
-from swiftlaunch import _bench_kernels as kernels
+from swiftlaunch.bench import kernels
 from swiftlaunch import _loader
 
 N, CALLS, REPS = 4096, 20000, 7

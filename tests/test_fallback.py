@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
         import swiftlaunch
         import swiftlaunch  # a second import must not warn again
     sys.path.insert(0, {tests!r})
-    from cpu_kernels import add_kernel
+    from swiftlaunch.bench.kernels import add_kernel
     fast = swiftlaunch.fast(add_kernel)
     launcher = swiftlaunch.Launcher()
     print(json.dumps({{

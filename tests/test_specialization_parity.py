@@ -138,7 +138,7 @@ def add_calls(draw):
 @given(first=add_calls(), second=add_calls())
 def test_native_keys_equal_exactly_when_triton_keys_are(native, first, second):
     import swiftlaunch
-    from cpu_kernels import add_kernel
+    from swiftlaunch.bench.kernels import add_kernel
 
     binder = _binder(add_kernel)
     keys = [swiftlaunch.dispatch_key(add_kernel, *args, **kwargs) for args, kwargs in (first, second)]
@@ -151,7 +151,8 @@ def test_native_keys_equal_exactly_when_triton_keys_are(native, first, second):
 
 def test_key_examples(native):
     import swiftlaunch
-    from cpu_kernels import add_kernel, flags_kernel
+    from cpu_kernels import flags_kernel
+    from swiftlaunch.bench.kernels import add_kernel
 
     x = torch.empty(64)
     key = lambda *a, **k: swiftlaunch.dispatch_key(add_kernel, *a, **k)

@@ -10,30 +10,24 @@ import pytest
 import torch
 
 helion = pytest.importorskip("helion")
-hl = pytest.importorskip("helion.language")
 from helion.runtime import default_launcher  # noqa: E402
 
 import swiftlaunch  # noqa: E402
 import swiftlaunch.helion as sl_helion  # noqa: E402
+from swiftlaunch.bench import kernels  # noqa: E402
 
 from .helpers import assert_same, counters  # noqa: E402
+
+kernels.load_helion()  # the benchmark's helion_* functions read helion.language when Helion traces them
 
 N = 5000  # not a multiple of any block size used, so the kernels mask their last block
 
 
 def make_add_kernel(block):
-    """A fresh Helion kernel. Each test uses its own block size: Helion caches generated modules by
-    source text, and accelerate() patches the module's host wrapper, so kernels with identical source
-    would share one patched wrapper across tests."""
-
-    @helion.kernel(config=helion.Config(block_sizes=[block]), static_shapes=True)
-    def helion_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = torch.empty_like(x)
-        for tile in hl.tile(out.size()):
-            out[tile] = x[tile] + y[tile]
-        return out
-
-    return helion_add
+    """A fresh Helion kernel over the benchmark's ``helion_add``. Each test uses its own block size:
+    Helion caches generated modules by source text, and accelerate() patches the module's host
+    wrapper, so kernels with identical source would share one patched wrapper across tests."""
+    return helion.kernel(kernels.helion_add, config=helion.Config(block_sizes=[block]), static_shapes=True)
 
 
 def inputs():

@@ -23,7 +23,7 @@ def add_args(device):
     g = torch.Generator(device=device).manual_seed(device)
     x = torch.randn(N, generator=g, device=device)
     y = torch.randn(N, generator=g, device=device)
-    return [x, y, Out(N, torch.float32), N], {"BLOCK": BLOCK}
+    return [Out(N, torch.float32), x, y, N], {"BLOCK": BLOCK}  # zoo.add_kernel takes the output first
 
 
 @pytest.mark.parametrize("runner", SWIFT_RUNNERS)

@@ -120,8 +120,8 @@ def gen_add(rng, inp):
     out = Out(n, dtype, offset=offset(rng, dtype, misaligned != "OUT"))
     grid = grid_form(rng, (triton.cdiv(n, 256),))
     if rng.random() < 0.1:
-        return kernel, grid, [x, y, out, n, 256], {}  # the constexpr given positionally
-    return kernel, grid, [x, y, out, n], meta(rng, {"BLOCK": 256})
+        return kernel, grid, [out, x, y, n, 256], {}  # the constexpr given positionally
+    return kernel, grid, [out, x, y, n], meta(rng, {"BLOCK": 256})
 
 
 def gen_scaled_add(rng, inp):
@@ -179,7 +179,7 @@ def gen_softmax(rng, inp):
     rows = rng.randint(1, 32)
     stride = cols + rng.choice([0, 0, 5])
     x = inp.view(torch.float32, rows * stride, offset(rng, torch.float32, True))
-    return (zoo.softmax_kernel, (rows,), [Out((rows, cols), torch.float32), x, stride, cols, cols],
+    return (zoo.softmax_kernel, (rows,), [Out((rows, cols), torch.float32), x, cols, cols, stride],
             {"BLOCK": triton.next_power_of_2(cols)})
 
 
@@ -187,7 +187,7 @@ def gen_matmul(rng, inp):
     m, n, k = rng.choice([16, 24, 32, 48]), rng.choice([16, 24, 32, 48]), rng.choice([16, 32, 48])
     a = inp.view(torch.float16, m * k, offset(rng, torch.float16, True)).view(m, k)
     b = inp.view(torch.float16, k * n, offset(rng, torch.float16, True)).view(k, n)
-    args = [a, b, Out((m, n), torch.float32), m, n, k, k, 1, n, 1, n, 1]
+    args = [Out((m, n), torch.float32), a, b, m, n, k, k, 1, n, 1, n, 1]
     return (zoo.matmul_kernel, (triton.cdiv(m, 16), triton.cdiv(n, 16)), args,
             {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16})
 
@@ -206,10 +206,10 @@ def gen_grid(rng, inp):
 
 
 def gen_sum(rng, inp):
-    n_inputs = rng.choice([4, 4, 16, 16, 64])
+    n_tensors = rng.choice([4, 4, 16, 16, 64])  # the output and n_tensors - 1 inputs
     n = pick_n(rng, 512, allow_one=False)  # n == 1 would mean one more launcher build per kernel
-    inputs = [inp.view(torch.float32, n, offset(rng, torch.float32, True)) for _ in range(n_inputs)]
-    return (zoo.SUM_KERNELS[n_inputs], (triton.cdiv(n, 128),), [*inputs, Out(n, torch.float32), n],
+    inputs = [inp.view(torch.float32, n, offset(rng, torch.float32, True)) for _ in range(n_tensors - 1)]
+    return (zoo.SUM_KERNELS[n_tensors], (triton.cdiv(n, 128),), [Out(n, torch.float32), *inputs, n],
             {"BLOCK": 128})
 
 

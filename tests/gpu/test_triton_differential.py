@@ -34,11 +34,11 @@ def randn(n, dtype=torch.float32, seed=0):
 
 
 def add_args(n, dtype=torch.float32, block=256, x_off=0, y_off=0, out_off=0):
-    """Arguments for zoo.add_kernel; *_off are element offsets into fresh allocations."""
+    """Arguments for zoo.add_kernel, the output first; *_off are element offsets into fresh allocations."""
     x = view_at(randn(n + x_off, dtype, seed=1), n, x_off)
     y = view_at(randn(n + y_off, dtype, seed=2), n, y_off)
     grid = (triton.cdiv(max(n, 1), block),)
-    return grid, [x, y, Out(n, dtype, offset=out_off), n], {"BLOCK": block}
+    return grid, [Out(n, dtype, offset=out_off), x, y, n], {"BLOCK": block}
 
 
 # --- elementwise, dtypes, specialization --------------------------------------------------------------
@@ -53,8 +53,8 @@ def test_elementwise_add(n, meta):
 
 
 def test_elementwise_all_keyword_arguments():
-    grid, (x, y, out, n), _ = add_args(1000)
-    check_differential(zoo.add_kernel, grid, [], {"X": x, "Y": y, "OUT": out, "n": n, "BLOCK": 256})
+    grid, (out, x, y, n), _ = add_args(1000)
+    check_differential(zoo.add_kernel, grid, [], {"out_ptr": out, "x_ptr": x, "y_ptr": y, "n": n, "BLOCK": 256})
 
 
 def test_elementwise_kwarg_order_does_not_matter():
@@ -257,14 +257,14 @@ def test_misaligned_slice_of_fp32_tensor():
     aligned, misaligned = base[:1024], base[1:]
     assert aligned.data_ptr() % 16 == 0 and misaligned.data_ptr() % 16 == 4
     for x in [aligned, misaligned, aligned, misaligned]:
-        check_differential(kernel, (1,), [x, y, Out(1024, torch.float32), 1024], {"BLOCK": 1024})
+        check_differential(kernel, (1,), [Out(1024, torch.float32), x, y, 1024], {"BLOCK": 1024})
 
 
 def test_empty_tensors_have_null_pointers():
     # An empty CUDA tensor's data_ptr() is 0, which Triton treats as aligned and passes without a
     # pointer check.
     empty = torch.empty(0, device="cuda")
-    check_differential(zoo.add_kernel, (1,), [empty, empty, Out(0, torch.float32), 0], {"BLOCK": 128})
+    check_differential(zoo.add_kernel, (1,), [Out(0, torch.float32), empty, empty, 0], {"BLOCK": 128})
 
 
 def test_tuple_arguments():
@@ -285,7 +285,7 @@ def test_softmax(rows, cols):
     x = randn(rows * cols, seed=15).view(rows, cols) * 4
     block = triton.next_power_of_2(cols)
     (out,) = check_differential(zoo.softmax_kernel, (rows,),
-                                [Out((rows, cols), torch.float32), x, x.stride(0), cols, cols], {"BLOCK": block})
+                                [Out((rows, cols), torch.float32), x, cols, cols, x.stride(0)], {"BLOCK": block})
     # Not part of the differential check; guards against a kernel that trivially agrees with itself.
     torch.testing.assert_close(out, torch.softmax(x, dim=1), rtol=1e-5, atol=1e-6)
 
@@ -298,19 +298,19 @@ def test_matmul(m, n, k, tiles):
     bm, bn, bk = tiles
     (c,) = check_differential(
         zoo.matmul_kernel, (triton.cdiv(m, bm), triton.cdiv(n, bn)),
-        [a, b, Out((m, n), torch.float32), m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), n, 1],
+        [Out((m, n), torch.float32), a, b, m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), n, 1],
         {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk})
     torch.testing.assert_close(c, a.float() @ b.float(), rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("n_inputs", sorted(zoo.SUM_KERNELS))
-def test_many_tensor_arguments(n_inputs):
-    kernel = zoo.SUM_KERNELS[n_inputs]
-    inputs = [randn(1000, seed=100 + i) for i in range(n_inputs)]
-    check_differential(kernel, (4,), [*inputs, Out(1000, torch.float32), 1000], {"BLOCK": 256})
+@pytest.mark.parametrize("n_tensors", sorted(zoo.SUM_KERNELS))
+def test_many_tensor_arguments(n_tensors):
+    kernel = zoo.SUM_KERNELS[n_tensors]  # the output and n_tensors - 1 inputs
+    inputs = [randn(1000, seed=100 + i) for i in range(n_tensors - 1)]
+    check_differential(kernel, (4,), [Out(1000, torch.float32), *inputs, 1000], {"BLOCK": 256})
     # One input, in the middle of the list, not 16-byte aligned.
-    inputs[n_inputs // 2 + 1] = randn(1001, seed=99)[1:]
-    check_differential(kernel, (4,), [*inputs, Out(1000, torch.float32), 1000], {"BLOCK": 256})
+    inputs[len(inputs) // 2] = randn(1001, seed=99)[1:]
+    check_differential(kernel, (4,), [Out(1000, torch.float32), *inputs, 1000], {"BLOCK": 256})
 
 
 # --- grids ---------------------------------------------------------------------------------------------
@@ -370,7 +370,8 @@ def test_num_ctas_2():
 def test_launch_pdl():
     grid, args, kwargs = add_args(5000)
     check_differential(zoo.add_kernel, grid, args, {**kwargs, "launch_pdl": True})
-    check_differential(zoo.pdl_add_kernel, grid, args, {**kwargs, "launch_pdl": True})
+    out, x, y, n = args
+    check_differential(zoo.pdl_add_kernel, grid, [x, y, out, n], {**kwargs, "launch_pdl": True})  # output third
 
 
 @needs_sm90
@@ -443,7 +444,7 @@ def test_launch_on_side_stream(runner):
     out = torch.full((n,), -1.0, device="cuda")
     fn = launcher(zoo.add_kernel, runner)
     grid = (triton.cdiv(n, 1024),)
-    fn[grid](x, y, out, n, BLOCK=1024)  # compile and cache outside the stream block
+    fn[grid](out, x, y, n, BLOCK=1024)  # compile and cache outside the stream block
     out.fill_(-1.0)
     torch.cuda.synchronize()
 
@@ -455,7 +456,7 @@ def test_launch_on_side_stream(runner):
         # old zeros before the copy lands.
         torch.cuda._sleep(50_000_000)
         x.copy_(x_new)
-        fn[grid](x, y, out, n, BLOCK=1024)
+        fn[grid](out, x, y, n, BLOCK=1024)
     after = counters()
     assert torch.cuda.current_stream() == default
     side.synchronize()
@@ -471,13 +472,13 @@ def test_cuda_graph_capture_and_replay(runner):
     out = torch.full((n,), -1.0, device="cuda")
     fn = launcher(zoo.add_kernel, runner)
     grid = (triton.cdiv(n, 256),)
-    fn[grid](x, y, out, n, BLOCK=256)  # compile and cache before capture
+    fn[grid](out, x, y, n, BLOCK=256)  # compile and cache before capture
     torch.cuda.synchronize()
 
     graph = torch.cuda.CUDAGraph()
     before = counters()
     with torch.cuda.graph(graph):
-        fn[grid](x, y, out, n, BLOCK=256)
+        fn[grid](out, x, y, n, BLOCK=256)
     after = counters()
     if runner != "triton":
         assert after[0] - before[0] == 1, swiftlaunch.stats()
@@ -632,8 +633,8 @@ def test_pinned_host_tensor_goes_to_triton():
     # Triton launches pinned host memory (the driver maps it); torch says device -1, so the core
     # steps aside and Triton's result is the result.
     grid, args, kwargs = add_args(1000)
-    pinned = args[0].cpu().pin_memory()
-    pinned_args = [pinned] + args[1:]
+    pinned = args[1].cpu().pin_memory()
+    pinned_args = [args[0], pinned, *args[2:]]
     check_differential(zoo.add_kernel, grid, args, kwargs)  # warm
     before = swiftlaunch.stats()["fallbacks"].get("pointer is not device memory", 0)
     check_differential(zoo.add_kernel, grid, pinned_args, kwargs, expect_hit=False)
@@ -662,7 +663,7 @@ def test_pre_run_hook_added_after_first_call(runner):
     assert_same(out, expected, f"{runner} with a pre-run hook")
     assert len(calls) == 1
     hook_args, hook_kwargs = calls[0]
-    assert hook_args[0] is args[0] and hook_args[3] == 1000 and hook_kwargs["BLOCK"] == 256
+    assert hook_args[1] is args[1] and hook_args[3] == 1000 and hook_kwargs["BLOCK"] == 256
     assert after[2] - before[2] == 1, swiftlaunch.stats()
     assert after[0] == before[0]
 
@@ -695,7 +696,7 @@ def add_call(n_arg=1000, x=None, out=None, grid=(4,), **extra):
     """An add_kernel launch with one thing swapped for a bad value; tensors are made lazily."""
     x = randn(1000) if x is None else x
     out = Out(1000, torch.float32) if out is None else out
-    return zoo.add_kernel, grid, [x, randn(1000), out, n_arg], {"BLOCK": 256, **extra}
+    return zoo.add_kernel, grid, [out, x, randn(1000), n_arg], {"BLOCK": 256, **extra}
 
 
 ERROR_CASES = {
@@ -786,34 +787,35 @@ def test_jit_is_a_jit_function_usable_from_other_kernels():
     assert isinstance(_device_add, JITFunction)
     grid, args, kwargs = add_args(1000)
     (expected,), _, _ = run(zoo.add_kernel, grid, args, kwargs)
-    (out,), exc, _ = run(_calls_swiftlaunch_device_function, grid, args, kwargs)
+    out_spec, x, y, n = args
+    (out,), exc, _ = run(_calls_swiftlaunch_device_function, grid, [x, y, out_spec, n], kwargs)
     assert exc is None, exc
     assert_same(out, expected, "kernel calling a swiftlaunch.jit function")
 
 
 def test_warmup_compiles_without_launching():
     kernel = swiftlaunch.jit(zoo.add_kernel.fn)
-    grid, (x, y, _, n), kwargs = add_args(1000)
+    grid, (_, x, y, n), kwargs = add_args(1000)
     out = torch.full((n,), 77.0, device="cuda")
-    compiled = kernel.warmup(x, y, out, n, grid=grid, **kwargs)
+    compiled = kernel.warmup(out, x, y, n, grid=grid, **kwargs)
     torch.cuda.synchronize()
     assert isinstance(compiled, CompiledKernel)
     assert (out == 77.0).all(), "warmup must not launch"
-    kernel[grid](x, y, out, n, **kwargs)
+    kernel[grid](out, x, y, n, **kwargs)
     assert_same(out, x + y, "launch after warmup")
 
 
 def test_launcher_matches_triton_run():
     # swiftlaunch.Launcher() takes Helion's _launcher calling convention; the reference is what Helion's
     # default launcher does: kernel.run(*args, grid=grid, warmup=False, num_warps=..., num_stages=...).
-    grid, (x, y, out_spec, n), _ = add_args(3000)
+    grid, (out_spec, x, y, n), _ = add_args(3000)
     expected = out_spec.make()
-    zoo.add_kernel.run(x, y, expected, n, grid=grid, warmup=False, num_warps=4, num_stages=3, BLOCK=256)
+    zoo.add_kernel.run(expected, x, y, n, grid=grid, warmup=False, num_warps=4, num_stages=3, BLOCK=256)
     launch = swiftlaunch.Launcher()
     for i in range(3):
         out = out_spec.make()
         before = counters()
-        launch(zoo.add_kernel, grid, x, y, out, n, num_warps=4, num_stages=3, BLOCK=256)
+        launch(zoo.add_kernel, grid, out, x, y, n, num_warps=4, num_stages=3, BLOCK=256)
         after = counters()
         assert_same(out, expected, f"Launcher call {i}")
         if i:

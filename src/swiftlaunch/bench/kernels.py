@@ -1,4 +1,5 @@
-"""Kernels for ``swiftlaunch.bench``.
+"""The Triton and Helion kernels of ``python -m swiftlaunch bench``, defined once: the GPU tests
+(``tests/gpu``) and the profiling scripts launch these same objects.
 
 Triton reads a kernel's source from its file, so every kernel here is a plain module-level
 ``@triton.jit`` function, the 64-argument one included (written out in full on purpose).
@@ -254,6 +255,10 @@ def sum64_kernel(
     acc += tl.load(x61 + offs, mask=mask)
     acc += tl.load(x62 + offs, mask=mask)
     tl.store(out_ptr + offs, acc, mask=mask)
+
+
+#: Tensor arguments in all, the output included -> the kernel that sums the others into it.
+SUM_KERNELS = {4: sum4_kernel, 16: sum16_kernel, 64: sum64_kernel}
 
 
 
