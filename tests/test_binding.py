@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import swiftlaunch
-from cpu_kernels import add_kernel
+from swiftlaunch.bench.kernels import add_kernel
 
 
 @pytest.fixture
@@ -39,11 +39,11 @@ def test_many_keyword_options_step_aside(native):
 def test_keyword_plans_bind_by_name(native):
     fast = swiftlaunch.fast(add_kernel)
     x, y, out = torch.zeros(16), torch.zeros(16)[1:], torch.zeros(16)
-    by_position = fast.key(0, x, y, out, 16, BLOCK=16)
-    orders = [dict(x=x, y=y, out=out, n=16, BLOCK=16), dict(BLOCK=16, n=16, out=out, y=y, x=x),
-              dict(out=out, x=x, BLOCK=16, y=y, n=16)]
+    by_position = fast.key(0, out, x, y, 16, BLOCK=16)
+    orders = [dict(out_ptr=out, x_ptr=x, y_ptr=y, n=16, BLOCK=16), dict(BLOCK=16, n=16, y_ptr=y, x_ptr=x, out_ptr=out),
+              dict(x_ptr=x, out_ptr=out, BLOCK=16, y_ptr=y, n=16)]
     for _ in range(3):  # alternating call sites: each keyword tuple gets its own plan in turn
         for kwargs in orders:
             assert fast.key(0, **kwargs) == by_position
-    assert fast.key(0, x, y, out=out, n=16, BLOCK=16) == by_position
-    assert fast.key(0, y, x, out=out, n=16, BLOCK=16) != by_position  # alignment of x differs
+    assert fast.key(0, out, x, y_ptr=y, n=16, BLOCK=16) == by_position
+    assert fast.key(0, out, y, y_ptr=x, n=16, BLOCK=16) != by_position  # alignment of x differs

@@ -12,7 +12,7 @@ import torch
 
 import swiftlaunch
 import tensor_views
-from cpu_kernels import add_kernel
+from swiftlaunch.bench.kernels import add_kernel
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +84,8 @@ def _run(code, **env):
 
 
 KEYS = """
-    import sys, torch, swiftlaunch
-    sys.path.insert(0, "tests")
-    from cpu_kernels import add_kernel
+    import torch, swiftlaunch
+    from swiftlaunch.bench.kernels import add_kernel
     swiftlaunch.native_available()
     print(swiftlaunch.stats()["tensor_reader"])
     base = torch.arange(64, dtype=torch.float32)

@@ -19,7 +19,7 @@ PROBE = """
         {prepare}
         import swiftlaunch
         from swiftlaunch import info
-        from cpu_kernels import add_kernel
+        from swiftlaunch.bench.kernels import add_kernel
         available = swiftlaunch.native_available()
         kernels = [type(swiftlaunch.fast(add_kernel)).__name__ for _ in range(3)]
         jit_kind = type(swiftlaunch.jit(add_kernel.fn)._swiftlaunch_kernel()).__name__
@@ -137,7 +137,7 @@ def test_configure_error_passes_through_instead_of_raising(regate, monkeypatch):
 
     import swiftlaunch
     from swiftlaunch import _runtime
-    from cpu_kernels import add_kernel
+    from swiftlaunch.bench.kernels import add_kernel
 
     def broken():
         raise AttributeError("no dtype table today")

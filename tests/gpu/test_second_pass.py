@@ -76,7 +76,7 @@ def test_addresses_are_read_after_a_callable_grid(runner, offset):
         replacement = torch.randn(n + offset, device="cuda")[offset:]
         out = torch.empty(n, device="cuda")
         grid = _rebinding_grid(x, replacement) if rebind else (triton.cdiv(n, 1024),)
-        kernel_like[grid](x, y, out, n, BLOCK=1024)
+        kernel_like[grid](out, x, y, n, BLOCK=1024)
         return out, replacement if rebind else x
 
     expected, replacement = launch(zoo.add_kernel)
@@ -99,7 +99,7 @@ def test_grid_that_moves_a_tensor_to_the_host_raises_tritons_error(runner):
         out = torch.empty(n, device="cuda")
         grid = _rebinding_grid(x, torch.randn(n)) if move else (1,)
         try:
-            kernel_like[grid](x, y, out, n, BLOCK=1024)
+            kernel_like[grid](out, x, y, n, BLOCK=1024)
         except Exception as exc:  # noqa: BLE001 - compared with Triton's
             return exc
         return None
@@ -119,11 +119,11 @@ def test_helion_launcher_entry_matches_fast():
     outs = []
     for _ in range(3):
         out = torch.empty(n, device="cuda")
-        launcher(zoo.add_kernel, grid, x, y, out, n, BLOCK=1024, num_warps=4, num_stages=1)
+        launcher(zoo.add_kernel, grid, out, x, y, n, BLOCK=1024, num_warps=4, num_stages=1)
         outs.append(out)
     before = counters()
     out = torch.empty(n, device="cuda")
-    launcher(zoo.add_kernel, grid, x, y, out, n, BLOCK=1024, num_warps=4, num_stages=1)
+    launcher(zoo.add_kernel, grid, out, x, y, n, BLOCK=1024, num_warps=4, num_stages=1)
     assert counters()[0] == before[0] + 1, swiftlaunch.stats()
     for got in outs + [out]:
         assert_same(got, x + y, "Launcher")
@@ -131,7 +131,7 @@ def test_helion_launcher_entry_matches_fast():
     fallbacks = swiftlaunch.stats()["fallbacks"].get("helion launcher extras", 0)
     for _ in range(2):
         try:  # whatever Helion's launcher makes of the extra, it is Helion's call
-            launcher(zoo.add_kernel, grid, x, y, out, n, BLOCK=1024, num_warps=4, num_stages=1, _remote_copy=1)
+            launcher(zoo.add_kernel, grid, out, x, y, n, BLOCK=1024, num_warps=4, num_stages=1, _remote_copy=1)
         except Exception:  # noqa: BLE001
             pass
     assert swiftlaunch.stats()["fallbacks"]["helion launcher extras"] == fallbacks + 2
