@@ -103,6 +103,7 @@ static int context_device;
 static int context_present = 1;
 static CUresult context_result;  /* cuCtxGetDevice fails with this when nonzero */
 static CUresult launch_result;
+static CUresult pointer_result;  /* cuPointerGetAttributes fails with this when nonzero */
 
 typedef struct {
     uint64_t start, size, device_pointer;
@@ -130,6 +131,7 @@ void fake_cuda_reset(void) {
     context_present = 1;
     context_result = CUDA_SUCCESS;
     launch_result = CUDA_SUCCESS;
+    pointer_result = CUDA_SUCCESS;
     allocation_count = 0;
     func_attribute_count = 0;
     memset(last_func_attribute, 0, sizeof last_func_attribute);
@@ -167,6 +169,9 @@ void fake_cuda_set_context(int present) { context_present = present; }
 void fake_cuda_set_context_result(int result) { context_result = result; }
 /* Nonzero: every cuLaunchKernelEx fails with this code, after being recorded (0 puts it back). */
 void fake_cuda_set_launch_result(int result) { launch_result = result; }
+
+/* Nonzero: every cuPointerGetAttributes fails with this code (0 puts it back). */
+void fake_cuda_set_pointer_result(int result) { pointer_result = result; }
 
 /* Registers [start, start + size) as memory of `device`, which kernels see at `device_pointer`
  * onward (cuPointerGetAttributes' DEVICE_POINTER). Returns 0, or -1 when the table is full. */
@@ -217,6 +222,7 @@ CUresult cuCtxGetDevice(int *device) {
 /* As the real driver: addresses it does not know are no error; their attributes get the driver's
  * "no such pointer" values (a null device pointer, ordinal -2). */
 CUresult cuPointerGetAttributes(unsigned count, int *attributes, void **data, uint64_t pointer) {
+    if (pointer_result != CUDA_SUCCESS) return pointer_result;
     const allocation_t *found = NULL;
     for (int i = 0; i < allocation_count; i++) {
         if (pointer >= allocations[i].start && pointer - allocations[i].start < allocations[i].size) {

@@ -86,6 +86,7 @@ class FakeDriver:
             ("fake_cuda_set_context", None, [ctypes.c_int]),
             ("fake_cuda_set_context_result", None, [ctypes.c_int]),
             ("fake_cuda_set_launch_result", None, [ctypes.c_int]),
+            ("fake_cuda_set_pointer_result", None, [ctypes.c_int]),
             ("fake_cuda_add_allocation", ctypes.c_int,
              [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int, ctypes.c_uint64]),
             ("fake_cuda_clear_allocations", None, []),
@@ -141,6 +142,9 @@ class FakeDriver:
 
     def set_launch_result(self, code: int) -> None:
         self.lib.fake_cuda_set_launch_result(code)
+
+    def set_pointer_result(self, code: int) -> None:
+        self.lib.fake_cuda_set_pointer_result(code)
 
     def add_allocation(self, start: int, size: int, device: int, device_pointer: int | None = None) -> None:
         if self.lib.fake_cuda_add_allocation(start, size, device, start if device_pointer is None else device_pointer):
@@ -236,17 +240,18 @@ def triton_signature(fn, args, kwargs) -> tuple:
     return tuple(kind for kind, _ in specialization)
 
 
-def insert_stand_in(fast, args, kwargs, compiled, *, device: int, function: int, num_warps: int = 4,
+def insert_stand_in(kernel, args, kwargs, compiled, *, device: int, function: int, num_warps: int = 4,
                     num_ctas: int = 1, shared: int = 0, cooperative: bool = False, pdl: bool = False,
-                    scratch_size: int = 0, scratch_align: int = 1) -> tuple:
-    """Caches `compiled` for the call `fast[grid](*args, **kwargs)` on `device`, as the miss path
-    would after Triton compiled it: under the core's own key, with Triton's signature. Returns the
-    signature; raises RuntimeError when the core would send the call to Triton or refuses the entry."""
-    token = fast.key(device, *args, **kwargs)
+                    scratch_size: int = 0, scratch_align: int = 1, fn=None) -> tuple:
+    """Caches `compiled` in the core's `kernel` (`fast(fn)`, or a `_native.Kernel` for `fn`) for the
+    call `kernel[grid](*args, **kwargs)` on `device`, as the miss path would after Triton compiled
+    it: under the core's own key, with Triton's signature. Returns the signature; raises
+    RuntimeError when the core would send the call to Triton or refuses the entry."""
+    token = kernel.key(device, *args, **kwargs)
     if token is None:
         raise RuntimeError("the core would send this call to Triton")
-    signature = triton_signature(fast.fn, args, kwargs)
+    signature = triton_signature(kernel.fn if fn is None else fn, args, kwargs)
     info = (function, num_warps, num_ctas, shared, cooperative, pdl, scratch_size, scratch_align, signature)
-    if fast.insert(token, compiled, info) is not True:
+    if kernel.insert(token, compiled, info) is not True:
         raise RuntimeError(f"the core did not cache a kernel of signature {signature}")
     return signature

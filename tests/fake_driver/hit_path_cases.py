@@ -13,14 +13,14 @@ Reasons no test here reaches, and why:
 - "device differs from torch's", "specialization mismatch", "result is not a CompiledKernel",
   "not the CUDA driver", "tensor descriptors", "profile scratch", "kernel not loaded",
   "tuple arguments", "packed_metadata not (num_warps, num_ctas, shared)", "signature not handled":
-  counted by the glue's miss path (`_triton.remember`) after Triton compiled and launched a kernel,
-  which needs a GPU (tests/gpu covers them).
+  counted by the glue's miss path (`_triton.remember`) only after Triton compiled and launched the
+  kernel, which needs a GPU.
+- "untested stack", "native core unavailable": the glue's verdicts at configure time, when the core
+  is not used at all (tests/test_fallback.py covers a core that is off).
 - "no CUDA driver": the fake is the driver of this process; tests/test_hit_path_fake_driver.py
   checks it in a process of its own, with a fake that lacks cuLaunchKernelEx.
 - "too many parameters" from the dispatch key's buffer: it is sized to the call, so it cannot fill
   up; the same label for a kernel of more than 256 parameters is tested.
-- "helion launcher extras", "not a triton.jit kernel": Helion's `Launcher`, whose kernel objects are
-  not reachable from Python to put a stand-in into their cache.
 """
 
 from __future__ import annotations
@@ -139,16 +139,17 @@ class Entry:
 
 
 def seed(fast, args, kwargs=None, *, device=DEVICE, function=0xF00D_0000_1000, num_warps=4, num_ctas=1,
-         shared=0, cooperative=False, pdl=False, scratch_size=0, scratch_align=1) -> Entry:
+         shared=0, cooperative=False, pdl=False, scratch_size=0, scratch_align=1, fn=None) -> Entry:
     """Caches a stand-in for the call `fast[grid](*args, **kwargs)` with the given launch metadata,
     and has the fake record that kernel's parameter words."""
     kwargs = kwargs or {}
+    fn = fast.fn if fn is None else fn
     info = dict(function=function, num_warps=num_warps, num_ctas=num_ctas, shared=shared,
                 cooperative=cooperative, pdl=pdl, scratch_size=scratch_size)
     compiled = StandIn()
     signature = harness.insert_stand_in(fast, args, kwargs, compiled, device=device,
-                                        scratch_align=scratch_align, **info)
-    bound, _, options = harness.triton_binder(fast.fn)(*args, **kwargs)
+                                        scratch_align=scratch_align, fn=fn, **info)
+    bound, _, options = harness.triton_binder(fn)(*args, **kwargs)
     entry = Entry(compiled, signature, bound, options=options, **info)
     _fake.set_param_count(entry.param_count)
     return entry
@@ -222,8 +223,12 @@ def check_launch(record, entry: Entry, grid, bound=None, scratch=0):
 
 def hit(fake, fast, grid, *args, **kwargs):
     """One call that must be a hit with exactly one launch; returns (result, record)."""
+    return hit_call(fake, lambda: fast[grid](*args, **kwargs))
+
+
+def hit_call(fake, call):
     launches, (hits, misses, fallbacks) = fake.launch_count(), counters()
-    result = fast[grid](*args, **kwargs)
+    result = call()
     assert counters() == (hits + 1, misses, fallbacks), swiftlaunch.stats()
     assert fake.launch_count() == launches + 1
     return result, fake.launch(launches)
@@ -280,12 +285,6 @@ def seeded_add(**info):
 
 
 # === the hit path ==========================================================================================
-
-
-def test_the_core_launches_through_the_fake(fake):
-    # Everything below rests on this: the core's driver and the ctypes handle are one library.
-    assert harness.FakeDriver.of(swiftlaunch._loader.native).lib._handle == fake.lib._handle
-    assert _runtime.pass_through_reason == ""
 
 
 @pytest.mark.parametrize("grid", [(3,), (3, 5), (2, 3, 4), [4, 2], (7, 1, 1), (2, 3, 4, 5)], ids=str)
@@ -799,14 +798,21 @@ def allocator(fn):
         triton.set_allocator(_allocation._NULL_ALLOCATOR)
 
 
-def test_global_scratch_from_the_allocator(fake):
-    # The driver reports a real ordinal (>= 0) for device memory, never CPU memory's -1: this launch
-    # runs on device 0 and has no tensor argument (`out` is None) that would have to live there too.
+def seeded_scratch(fake):
+    """A kernel with global scratch, cached for device 0 and made current there: the driver reports
+    a real ordinal (>= 0) for device memory, never CPU memory's -1, so the scratch buffer can only be
+    on a device >= 0. The call has no tensor argument (`out` is None) that would have to live there
+    too."""
     device = DEVICE + 1
     fake.set_device(device)
     fast = swiftlaunch.fast(kernels.scalars_kernel)
     args = (None, 5, 0.25, True, 7, 1.5, 2.0, 3, 11, 13)
     entry = seed(fast, args, device=device, num_ctas=2, scratch_size=24, scratch_align=128)
+    return fast, args, entry, device
+
+
+def test_global_scratch_from_the_allocator(fake):
+    fast, args, entry, device = seeded_scratch(fake)
     requests, buffers = [], []
     translated = 0x7E00_0000_0000
 
@@ -822,33 +828,153 @@ def test_global_scratch_from_the_allocator(fake):
     # Triton's allocate_scratch: grid size times num_ctas times the per-CTA size, on the launch stream.
     assert requests == [(3 * 2 * 2 * 24, 128, STREAM)]
     assert streams_asked == [device]
+    # The kernel gets the driver's device pointer for the buffer, as from Triton's getPointer.
     check_launch(record, entry, (3, 2), scratch=translated)
 
 
 def test_global_scratch_without_an_allocator(fake):
-    fast, args, kwargs, _ = seeded_add(scratch_size=24, scratch_align=128)
-    assert_fallback(fake, "global scratch without an allocator", fast, (1,), *args, **kwargs)
+    fast, args, _, _ = seeded_scratch(fake)
+    assert_fallback(fake, "global scratch without an allocator", fast, (1,), *args)
 
 
-@pytest.mark.parametrize("device_offset", [None, 1], ids=["unknown_to_the_driver", "on_another_device"])
-def test_global_scratch_not_on_the_launch_device(fake, device_offset):
-    fast, args, kwargs, _ = seeded_add(scratch_size=24, scratch_align=128)
+@pytest.mark.parametrize("device_offset,pointer_result", [(None, 0), (1, 0), (0, 1), (0, 999)],
+                         ids=["unknown_to_the_driver", "on_another_device", "invalid_value", "query_fails"])
+def test_global_scratch_the_driver_does_not_vouch_for(fake, device_offset, pointer_result):
+    fast, args, _, device = seeded_scratch(fake)
+    kept = []
 
     def allocate(size, alignment, stream):
         buffer = torch.empty(size, dtype=torch.int8)
         if device_offset is not None:
-            fake.add_allocation(buffer.data_ptr(), size, DEVICE + device_offset)
-        allocate.kept = buffer
+            fake.add_allocation(buffer.data_ptr(), size, device + device_offset)
+        kept.append(buffer)
         return buffer
 
+    fake.set_pointer_result(pointer_result)
     with allocator(allocate):
-        assert_fallback(fake, "global scratch", fast, (1,), *args, **kwargs)
+        assert_fallback(fake, "global scratch", fast, (1,), *args)
 
 
 def test_global_scratch_with_an_empty_grid(fake):
-    fast, args, kwargs, _ = seeded_add(scratch_size=24, scratch_align=128)
+    fast, args, _, _ = seeded_scratch(fake)
     with allocator(lambda size, alignment, stream: torch.empty(size, dtype=torch.int8)):
-        assert_fallback(fake, "global scratch with an empty grid", fast, (0,), *args, **kwargs)
+        assert_fallback(fake, "global scratch with an empty grid", fast, (0,), *args)
+
+
+# === Helion's launcher contract ============================================================================
+
+
+@pytest.fixture
+def helion(monkeypatch):
+    """`swiftlaunch.Launcher()`, with Helion's default launcher (the fallback) recorded instead of
+    imported, and the native kernels the glue's factory makes for it, in order."""
+    from swiftlaunch import helion as glue
+
+    calls, made = [], []
+    sentinel = StandIn()
+
+    def default_launcher(triton_kernel, grid, *args, **kwargs):
+        calls.append((triton_kernel, grid, args, kwargs))
+        return sentinel
+
+    native = swiftlaunch._loader.native
+    launcher_type = native.Launcher
+
+    def recording_launcher(factory, fallback):
+        def recording_factory(triton_kernel):
+            kernel = factory(triton_kernel)
+            made.append(kernel)
+            return kernel
+
+        return launcher_type(recording_factory, fallback)
+
+    monkeypatch.setattr(glue, "_helion_default_launcher", lambda: default_launcher)
+    monkeypatch.setattr(native, "Launcher", recording_launcher)
+    return glue.Launcher(), made, calls, sentinel
+
+
+def assert_helion_fallback(fake, reason, helion, triton_kernel, grid, *args, **kwargs):
+    launcher, _, calls, sentinel = helion
+    launches, before = fake.launch_count(), len(calls)
+    assert launcher(triton_kernel, grid, *args, **kwargs) is sentinel
+    assert len(calls) == before + 1
+    got_kernel, got_grid, got_args, got_kwargs = calls[-1]
+    assert got_kernel is triton_kernel and got_grid is grid
+    assert len(got_args) == len(args) and all(a is b for a, b in zip(got_args, args))
+    assert got_kwargs.keys() == kwargs.keys() and all(got_kwargs[k] is kwargs[k] for k in kwargs)
+    assert counters() == (0, 0, {reason: 1}), swiftlaunch.stats()
+    assert fake.launch_count() == launches
+    swiftlaunch.stats(reset=True)
+
+
+def test_helion_launcher_hit(fake, helion):
+    launcher, made, _, _ = helion
+    fn = kernels.add_kernel
+    args, kwargs = add_call()
+    meta = {"num_warps": 8, "num_stages": 3, **kwargs}
+    # The first call of a kernel makes its native kernel; one Triton must take shows it, caching nothing.
+    assert_helion_fallback(fake, "debug", helion, fn, (1,), *args, **meta, debug=True)
+    (kernel,) = made
+    entry = seed(kernel, args, meta, fn=fn, num_warps=8)
+    result, record = hit_call(fake, lambda: launcher(fn, (3, 2), *args, **meta))
+    assert result is entry.compiled
+    check_launch(record, entry, (3, 2))
+    # The launcher adds launch_cooperative_grid=False where Helion leaves it out: given, it is the same key.
+    _, record = hit_call(fake, lambda: launcher(fn, (1,), *args, **meta, launch_cooperative_grid=False))
+    check_launch(record, entry, (1,))
+    assert len(made) == 1
+
+
+@pytest.mark.parametrize("extra", ["_remote_copy_signal_dst", "_minimum_resident_programs", "ptx_options"])
+def test_helion_launcher_extras(fake, helion, extra):
+    args, kwargs = add_call()
+    assert_helion_fallback(fake, "helion launcher extras", helion, kernels.add_kernel, (1,), *args,
+                           num_warps=4, num_stages=3, **kwargs, **{extra: None})
+
+
+def test_helion_launcher_with_a_kernel_that_is_not_triton_jit(fake, helion):
+    args, kwargs = add_call()
+
+    def not_jit(*args, **kwargs):
+        pass
+
+    assert_helion_fallback(fake, "not a triton.jit kernel", helion, not_jit, (1,), *args, num_warps=4,
+                           num_stages=3, **kwargs)
+
+
+# === kernels the glue hands to Triton whole =================================================================
+
+
+def test_interpreted_kernel_runs_in_tritons_interpreter(fake):
+    from triton.runtime.interpreter import InterpretedFunction
+
+    interpreted = InterpretedFunction(kernels.add_kernel.fn)
+    (x, y, out, n), kwargs = add_call()
+    swiftlaunch.fast(interpreted)[(2,)](x, y, out, n, **kwargs)
+    # The interpreter runs on the CPU: the result is real.
+    assert torch.equal(out, x + y)
+    assert counters() == (0, 0, {"triton interpreter": 1}) and fake.launch_count() == 0
+
+
+def test_jit_function_subclass(fake):
+    class Subclass(triton.runtime.jit.JITFunction):
+        pass
+
+    fast = swiftlaunch.fast(Subclass(kernels.add_kernel.fn))
+    args, kwargs = add_call()
+    assert_fallback(fake, "JITFunction subclass", fast, (1,), *args, **kwargs)
+
+
+def test_parameter_annotation_the_core_cannot_pack(fake):
+    fast = swiftlaunch.fast(kernels.fp8_scalar_kernel)
+    out = tensors(1)[0]
+    launches = fake.launch_count()
+    with triton_run_recorded(fast.fn) as (calls, sentinel):
+        assert fast[(1,)](out, 1.5) is sentinel
+    assert len(calls) == 1 and calls[0][0][0] is out
+    (reason,) = swiftlaunch.stats()["fallbacks"]
+    assert reason.startswith("parameters not handled") and "fp8e5" in reason, reason
+    assert fake.launch_count() == launches
 
 
 # === configuration =========================================================================================

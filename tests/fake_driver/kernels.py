@@ -33,3 +33,9 @@ def global_kernel(x, out, n, BLOCK: tl.constexpr):
 
 
 jit_add_kernel = swiftlaunch.jit(add_kernel.fn)
+
+
+# An annotation the core has no packing for: swiftlaunch.fast hands the kernel to Triton whole.
+@triton.jit
+def fp8_scalar_kernel(out, v: tl.float8e5):
+    tl.store(out, v)
