@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -65,7 +66,9 @@ def test_cases_under_the_fake_driver(native, fake_library_dir, tmp_path, reader)
     env = environment(fake_library_dir, SWIFTLAUNCH_FAKE_CUDA="1", SWIFTLAUNCH_TENSOR_READER=reader)
     result = subprocess.run(command, cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=600)
     output = tail(result.stdout + result.stderr)
-    # A crash (a signal, say) leaves no report; pytest's exit status alone says it failed.
+    # A crash leaves no report: the exit status says it, and pytest's faulthandler dump which case.
+    if result.returncode < 0:
+        pytest.fail(f"the cases crashed ({signal.Signals(-result.returncode).name}):\n{output}")
     assert result.returncode == 0, f"the cases failed (exit status {result.returncode}):\n{output}"
     suite = ElementTree.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")

@@ -855,6 +855,27 @@ def test_global_scratch_the_driver_does_not_vouch_for(fake, device_offset, point
         assert_fallback(fake, "global scratch", fast, (1,), *args)
 
 
+@pytest.mark.parametrize("grid,reason", [
+    # Each dimension below 2^31, but their product times the scratch size is past Int64: the core
+    # once trapped (killed the process) computing it.
+    ((2**31 - 1, 2**31 - 1, 2**31 - 1), "global scratch"),
+    # Not launchable at all: Triton allocates, then its launcher rejects the grid; it does both.
+    ((2**40, 2**40), "grid value out of range"),
+    ((-1,), "grid value out of range"),
+], ids=str)
+def test_global_scratch_with_a_grid_too_large(fake, grid, reason):
+    fast, args, _, _ = seeded_scratch(fake)
+    requests = []
+
+    def allocate(size, alignment, stream):
+        requests.append(size)
+        return torch.empty(0, dtype=torch.int8)
+
+    with allocator(allocate):
+        assert_fallback(fake, reason, fast, grid, *args)
+    assert requests == [], "Triton makes the allocation, not the core"
+
+
 def test_global_scratch_with_an_empty_grid(fake):
     fast, args, _, _ = seeded_scratch(fake)
     with allocator(lambda size, alignment, stream: torch.empty(size, dtype=torch.int8)):
