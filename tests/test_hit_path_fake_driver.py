@@ -2,10 +2,12 @@
 
 The cases themselves (tests/fake_driver/hit_path_cases.py) run in a subprocess whose libcuda.so.1 is
 the recording stand-in (scripts/fake_libcuda.c, built here): the core loads its driver once per
-process, and the dynamic loader reads LD_LIBRARY_PATH only at start-up. On a GPU machine the
-subprocess sees the fake too (LD_LIBRARY_PATH comes before the loader's cache), so torch finds no
-usable driver there either and the cases run the same; the cases check that the core's driver is the
-fake before anything else.
+process, and the dynamic loader reads LD_LIBRARY_PATH only at start-up.
+
+On a machine with a GPU they are skipped: tests/gpu runs the real driver there. The subprocess should
+see the fake there too (LD_LIBRARY_PATH comes before the loader's cache, and the cases fail at once if
+the core's driver is not the fake), but that has not been tried on a GPU machine yet;
+SWIFTLAUNCH_FAKE_DRIVER_ON_GPU=1 runs them anyway, to find out.
 """
 
 from __future__ import annotations
@@ -27,10 +29,19 @@ TESTS = Path(__file__).resolve().parent
 CASES = TESTS / "fake_driver" / "hit_path_cases.py"
 
 
-@pytest.fixture(scope="module")
-def fake_library_dir(tmp_path_factory):
+def skip_unless_runnable():
     if harness.compiler() is None:
         pytest.skip("no C compiler (cc, gcc or clang) to build scripts/fake_libcuda.c")
+    import torch
+
+    if torch.cuda.is_available() and os.environ.get("SWIFTLAUNCH_FAKE_DRIVER_ON_GPU", "") in ("", "0"):
+        pytest.skip("a GPU is present: tests/gpu runs the real driver (SWIFTLAUNCH_FAKE_DRIVER_ON_GPU=1 runs "
+                    "the fake-driver cases anyway)")
+
+
+@pytest.fixture(scope="module")
+def fake_library_dir(tmp_path_factory):
+    skip_unless_runnable()
     directory = tmp_path_factory.mktemp("fake_libcuda")
     try:
         harness.build(directory)
@@ -107,8 +118,7 @@ def test_driver_without_a_launch_function(native, tmp_path):
     # A libcuda.so.1 the core cannot use (no cuLaunchKernelEx): every call goes to Triton, counted as
     # "no CUDA driver", and `driver_info` says what is missing. A process of its own: the core loads
     # its driver once.
-    if harness.compiler() is None:
-        pytest.skip("no C compiler (cc, gcc or clang) to build scripts/fake_libcuda.c")
+    skip_unless_runnable()
     harness.build(tmp_path, defines=("FAKE_CUDA_WITHOUT_LAUNCH",))
     result = subprocess.run([sys.executable, "-c", NO_DRIVER], cwd=TESTS.parent, env=environment(tmp_path),
                             capture_output=True, text=True, timeout=600)

@@ -645,6 +645,24 @@ def test_tensor_rebound_by_the_grid_launches_the_new_storage(fake):
     check_launch(record, entry, (1,))  # entry.bound holds x itself: its address now is other's
 
 
+def test_grid_that_launches_the_same_kernel(fake):
+    # A launch from inside the grid (with other keyword names, so the call-site plan is replaced
+    # midway): both launch, the inner one first, each with its own arguments.
+    fast, (x, y, out, n), kwargs, entry = seeded_add()
+    inner = tensors()
+
+    def grid(meta):
+        fast[(1,)](*inner, n=n, **kwargs)
+        return (2,)
+
+    result = fast[grid](x, y, out, n, **kwargs)
+    assert result is entry.compiled
+    assert counters() == (2, 0, {})
+    first, second = fake.launches()
+    check_launch(first, entry, (1,), bound=dict(zip(entry.bound, (*inner, n, kwargs["BLOCK"]))))
+    check_launch(second, entry, (2,))
+
+
 # === arguments =============================================================================================
 
 
