@@ -259,6 +259,8 @@ struct LaunchCall {
         defer { if let scratchBuffer { SL_DecRef(scratchBuffer) } }
         if entry.launch.globalScratchSize > 0 {
             guard !grid.isEmpty else { return fallback("global scratch with an empty grid") }
+            // Triton calls the allocator before its launcher rejects such a grid: it does both.
+            guard grid.isLaunchable else { return fallback(StepAside.gridNotLaunchable.label) }
             pythonMayHaveRun = true
             switch allocateScratch(entry.launch, grid: grid, stream: stream, device: device, driver: driver) {
             case let .buffer(object, address):
@@ -382,9 +384,13 @@ struct LaunchCall {
         if UnsafeMutableRawPointer(SL_Type(allocate)) == UnsafeMutableRawPointer(nullType) {
             return .fallback("global scratch without an allocator")
         }
-        let (product, overflow) = (grid.x * grid.y * grid.z * Int64(launch.numCTAs))
-            .multipliedReportingOverflow(by: Int64(launch.globalScratchSize))
-        guard !overflow, let size = newInteger(Int(product)),
+        // Every step checked: three grid dimensions below 2^31 overflow Int64 on their own, and an
+        // unchecked overflow traps.
+        let (xy, overflowXY) = grid.x.multipliedReportingOverflow(by: grid.y)
+        let (xyz, overflowXYZ) = xy.multipliedReportingOverflow(by: grid.z)
+        let (programs, overflowCTAs) = xyz.multipliedReportingOverflow(by: Int64(launch.numCTAs))
+        let (product, overflowSize) = programs.multipliedReportingOverflow(by: Int64(launch.globalScratchSize))
+        guard !(overflowXY || overflowXYZ || overflowCTAs || overflowSize), let size = newInteger(Int(product)),
               let align = newInteger(launch.globalScratchAlign), let streamObject = PyLong_FromUnsignedLongLong(stream)
         else { return .fallback("global scratch") }
         defer { SL_DecRef(size); SL_DecRef(align); SL_DecRef(streamObject) }
