@@ -299,9 +299,13 @@ struct LaunchCall {
         if UnsafeMutableRawPointer(SL_Type(allocate)) == UnsafeMutableRawPointer(nullType) {
             return .fallback("global scratch without an allocator")
         }
-        let (product, overflow) = (grid.x * grid.y * grid.z * Int64(launch.numCTAs))
-            .multipliedReportingOverflow(by: Int64(launch.globalScratchSize))
-        guard !overflow, let size = newInteger(Int(product)),
+        // The grid is not range-checked yet (the launch does that), so any step may overflow.
+        var product = Int64(launch.globalScratchSize)
+        var overflow = false
+        for factor in [grid.x, grid.y, grid.z, Int64(launch.numCTAs)] where !overflow {
+            (product, overflow) = product.multipliedReportingOverflow(by: factor)
+        }
+        guard !overflow, product >= 0, let size = newInteger(Int(product)),
               let align = newInteger(launch.globalScratchAlign), let streamObject = PyLong_FromUnsignedLongLong(stream)
         else { return .fallback("global scratch") }
         defer { SL_DecRef(size); SL_DecRef(align); SL_DecRef(streamObject) }

@@ -19,23 +19,35 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
         return object
     }
     let tensorTypes = args[0]!
-    let types = (0..<max(PyTuple_Size(tensorTypes), 0)).compactMap { kept(PyTuple_GetItem(tensorTypes, $0)) }
     let dtypeTuple = args[1]!
+    // Checked before anything is kept: tensors are matched by exact type, and dtypes get 16-bit indices.
+    guard let typeCount = tupleArgument(tensorTypes, "tensor_types"),
+          (0..<typeCount).allSatisfy({ PyType_Check(tupleItem(tensorTypes, $0)) != 0 }),
+          let dtypeCount = tupleArgument(dtypeTuple, "dtypes"), dtypeCount <= Int(UInt16.max)
+    else {
+        if PyErr_Occurred() == nil { raise(SL_ExcTypeError(), "tensor_types are types; at most 65535 dtypes") }
+        return nil
+    }
+    let types = (0..<typeCount).compactMap { kept(PyTuple_GetItem(tensorTypes, $0)) }
     var dtypes: [(PyPtr, String)] = []
-    for index in 0..<max(PyTuple_Size(dtypeTuple), 0) {
+    for index in 0..<dtypeCount {
         guard let pair = PyTuple_GetItem(dtypeTuple, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2,
-              let name = swiftString(PyTuple_GetItem(pair, 1)!)
+              tupleItem(pair, 0) != SL_None(), SL_UnicodeCheck(tupleItem(pair, 1)) != 0
         else {
-            raise(SL_ExcValueError(), "dtypes must be (torch_dtype, triton_name) pairs")
+            raise(SL_ExcTypeError(), "dtypes must be (torch_dtype, triton_name) pairs")
             return nil
         }
-        dtypes.append((kept(PyTuple_GetItem(pair, 0))!, name))
+        guard let name = swiftString(tupleItem(pair, 1)), let dtype = kept(tupleItem(pair, 0)) else { return nil }
+        dtypes.append((dtype, name))
     }
     var access: TensorAccess?
     if let accessors = args[8], SL_TupleCheck(accessors) != 0 {
         guard PyTuple_Size(accessors) == 4, let dtype = kept(PyTuple_GetItem(accessors, 0)),
               let dataPtr = kept(PyTuple_GetItem(accessors, 1)), let getDevice = kept(PyTuple_GetItem(accessors, 2)),
               let probe = PyTuple_GetItem(accessors, 3),
+              // The accessors' C functions are called directly on tensors of these types: the probe
+              // they were found with must be of a type every one of them derives from.
+              types.allSatisfy({ PyType_IsSubtype(OpaquePointer($0), SL_Type(probe)) != 0 }),
               let made = TensorAccess(dtype: dtype, dataPtr: dataPtr, getDevice: getDevice, probe: probe)
         else {
             raise(SL_ExcValueError(), "tensor_access is (dtype descriptor, data_ptr, get_device, probe tensor)")
