@@ -150,23 +150,35 @@ OTHERS = [None, (), [], {}, set(), object(), Raises(), raising_callable, none_ca
 SCALARS = INTS + FLOATS + STRINGS + BYTES + OTHERS
 
 
-def nested(depth=0):
+def build(depth=0):
     """A random value: a scalar, a tensor, or a tuple/list/dict of random values."""
     roll = rng.random()
-    if roll < 0.45 or depth > 2:
+    if roll < 0.5 or depth > 2:
         return rng.choice(SCALARS)
-    if roll < 0.65:
+    if roll < 0.7:
         return rng.choice(TENSORS)
-    if roll < 0.72:
-        return rng.choice(LIVE)  # kernels, launchers, bound launches, JIT functions, tokens
     size = rng.choice([0, 1, 2, 3, 4, 5, 9, 40])
-    items = [nested(depth + 1) for _ in range(size)]
+    items = [build(depth + 1) for _ in range(size)]
     kind = rng.random()
     if kind < 0.6:
         return tuple(items)
     if kind < 0.9:
         return items
     return {str(i): v for i, v in enumerate(items)}
+
+
+# Made once: building nested values per call would cost more than the calls themselves.
+POOL = [build() for _ in range(5000)]
+
+
+def nested():
+    """A random value from the pool, or one of the live native objects (kernels, launchers, ...)."""
+    roll = rng.random()
+    if roll < 0.07:
+        return rng.choice(LIVE)
+    if roll < 0.2:
+        return rng.choice(TENSORS)
+    return POOL[int(rng.random() * len(POOL))]
 
 
 def good_value():
@@ -306,6 +318,7 @@ def clear(obj):
 
 TOKENS: list = []
 KERNELS: list = []
+FUNCTIONS = [triton.jit(source.fn) for source in (add_kernel, mixed_kernel, flags_kernel)]
 SOURCES: dict = {}  # id(kernel) -> the Triton kernel it was made for (KERNELS keeps them alive)
 FILLED: dict = {}  # id(kernel) -> argument lists whose keys it caches: calls that repeat them hit
 LAUNCHERS: list = []
@@ -443,7 +456,7 @@ def target_kernel_new():
         return n.Kernel, some_args(0, 8), some_kwargs()
     source = rng.choice(list(TABLES))
     names, traits, defaults = TABLES[source]
-    parts = [triton.jit(source.fn), miss_handler, names, traits, defaults,
+    parts = [rng.choice(FUNCTIONS), miss_handler, names, traits, defaults,
              rng.choice([(), (("launch_cooperative_grid", False),)])]
     for _ in range(rng.randint(1, 2)):
         index = rng.randrange(6)
@@ -567,7 +580,8 @@ def main():
                 # The old kernels and launchers become garbage, much of it in cycles: the collector
                 # traverses and clears native objects in whatever state the fuzzing left them.
                 refresh()
-                gc.collect()
+                if calls % 10000 == 0:
+                    gc.collect()
             if MODE == "configure" and calls % 500 == 0:
                 name = "configure"
             else:
