@@ -1,7 +1,9 @@
 /* A stand-in libcuda.so.1 for profiling swiftlaunch's host path on a machine with no GPU.
  * Every call succeeds and does nothing; pointers are reported as device memory of device 0.
  * Build: cc -O2 -shared -fPIC -o /tmp/fakecuda/libcuda.so.1 scripts/fake_libcuda.c
- * Use:   LD_LIBRARY_PATH=/tmp/fakecuda python scripts/profile_cpu.py   (never for tests) */
+ * Use:   LD_LIBRARY_PATH=/tmp/fakecuda python scripts/profile_cpu.py
+ * Never for correctness tests (it launches nothing); the crash tests (tests/test_native_hardening.py,
+ * tests/test_native_fuzz.py) use it only to get calls past the driver check, as on a GPU machine. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
