@@ -4,7 +4,8 @@ exception of the stated type. Every case runs in its own interpreter, so a crash
 
 The cases need neither torch nor a GPU. Where a C compiler is at hand they run a second time against
 a stand-in libcuda (scripts/fake_libcuda.c, whose calls do nothing), so that the paths behind the
-driver check (raw_launch_loop's argument handling) are reached as on a GPU machine.
+driver check (raw_launch_loop's argument handling, a cache hit's scratch allocation) are reached as
+on a GPU machine.
 """
 
 import os
@@ -85,6 +86,31 @@ CASES = {
         expect(TypeError, lambda: n.raw_launch_loop(Spoof(), token, (1,), (5, 64), 0, 0, 1))
         """),
     "raw wrong count": "expect(TypeError, lambda: n.raw_launch_loop(k, token))",
+    "hit with global scratch and a huge grid": textwrap.dedent(
+        """
+        # Just enough of Triton for a cache hit to get to the scratch allocation: knobs, a function
+        # with Triton's per-kernel guards, an allocator that hands out null buffers.
+        import contextvars
+        class RuntimeKnobs:
+            debug = False
+            launch_enter_hook = launch_exit_hook = add_stages_inspection_hook = None
+        class CompilationKnobs:
+            instrumentation_mode = ""
+        class HookChain:
+            pass
+        class Buffer:
+            def data_ptr(self):
+                return 0
+        allocator = contextvars.ContextVar("allocator")
+        allocator.set(lambda size, align, stream: Buffer())
+        n.configure((), (), abs, RuntimeKnobs(), CompilationKnobs(), HookChain, allocator, HookChain, None)
+        f.pre_run_hooks, f.debug, f.used_global_vals = [], False, {}
+        hit = n.Kernel(f, miss, ("a", "B"), (TRAIT, CONSTEXPR), ((False, None), (False, None)), ())
+        assert hit.insert(hit.key(0, 5, 64), object(), (0, 4, 1, 0, False, False, 128, 16, ("i32", "constexpr")))
+        print(hit.launch((1,), 5, 64))  # with a driver: a hit (the stand-in launches nothing)
+        # grid x grid x grid x scratch size overflows 64 bits: Triton's path (here `miss`), not a trap.
+        assert hit.launch((2**40,) * 3, 5, 64) == "miss"
+        """),
     # Kernel(function, miss, names, traits, defaults, implicit_options)
     "kernel names not a tuple": "expect(TypeError, lambda: n.Kernel(f, miss, 'ab', (), (), ()))",
     "kernel name not a str": "expect(TypeError, lambda: n.Kernel(f, miss, (5,), (TRAIT,), ((False, None),), ()))",
@@ -184,7 +210,7 @@ def test_bad_call_raises(name):
     run_case(name, {"CUDA_VISIBLE_DEVICES": ""})
 
 
-@pytest.mark.parametrize("name", [name for name in CASES if name.startswith("raw")])
+@pytest.mark.parametrize("name", [name for name in CASES if name.startswith(("raw", "hit"))])
 def test_bad_raw_launch_loop_raises_with_a_driver(name, fake_cuda):
     run_case(name, {"LD_LIBRARY_PATH": f"{fake_cuda}:{os.environ.get('LD_LIBRARY_PATH', '')}",
                     "CUDA_VISIBLE_DEVICES": ""})
