@@ -16,7 +16,10 @@
  * FAKE_CUDA_DEVICE=-1 there.
  *
  * Launches are recorded without a lock: the core launches with the GIL held. The counter is atomic
- * so that a caller without the GIL at worst overwrites a ring entry, never loses a count. */
+ * so that a caller without the GIL at worst overwrites a ring entry, never loses a count.
+ *
+ * The crash tests (tests/test_native_hardening.py, tests/test_native_fuzz.py) use it only to get
+ * calls past the driver check, as on a GPU machine. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -83,6 +83,13 @@ public struct LaunchCache<Value>: ~Copyable {
         if count * 2 > table.count { rebuildTable(size: table.count * 2) }
     }
 
+    /// Whether `predicate` holds for every stored value, visited in insertion order and stopping at
+    /// the first that fails. The owner's garbage-collector traversal walks its values with it.
+    public func allSatisfy<E: Error>(_ predicate: (Value) throws(E) -> Bool) throws(E) -> Bool {
+        for index in 0..<count where try !predicate(values[index]) { return false }
+        return true
+    }
+
     public mutating func removeAll() {
         values.deinitialize(count: count)
         count = 0

@@ -11,13 +11,20 @@ struct BuiltinCall {
     let boundSelf: PyPtr?
 
     /// A `METH_NOARGS` method descriptor; `probe` (an object of its type) binds it to find its C function.
+    /// Only a real method descriptor is called directly: binding one checks the probe's type, and the
+    /// bound method's `self` is then the probe, so its C function takes objects of the probe's type.
+    /// Any other object (one whose `__get__` returns some unrelated builtin, say) is called normally.
     init(method descriptor: PyPtr, probe: PyPtr) {
         var bound: PyPtr?
-        if let get = PyType_GetSlot(SL_Type(descriptor), Py_tp_descr_get) {
+        if hasExactType(descriptor, SL_MethodDescriptorType()), let get = PyType_GetSlot(SL_Type(descriptor), Py_tp_descr_get) {
             // Sound: `Py_tp_descr_get` holds a `descrgetfunc`.
             bound = unsafeBitCast(get, to: descrgetfunc.self)(descriptor, probe, nil)
         }
         PyErr_Clear()
+        if let made = bound, SL_CFunctionCheck(made) == 0 || PyCFunction_GetSelf(made) != probe {
+            SL_DecRef(made)
+            bound = nil
+        }
         self.init(callable: descriptor, builtin: bound, flags: METH_NOARGS)
         if let bound { SL_DecRef(bound) }
     }

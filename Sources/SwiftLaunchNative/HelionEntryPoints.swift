@@ -36,10 +36,21 @@ final class LauncherState {
             found = entry.kernel?.object
         } else {
             guard let made = call(factory.object, function) else { return nil }
-            let kernel: PyRef? = made == SL_None() ? nil : PyRef(owning: made)
-            if kernel == nil { SL_DecRef(made) }
-            kernels.append((PyRef(borrowing: function), kernel))
-            found = kernel?.object
+            if made == SL_None() {
+                SL_DecRef(made)
+                kernels.append((PyRef(borrowing: function), nil))
+                found = nil
+            } else {
+                // The launch reads the object's memory as a kernel's: anything else must not get that far.
+                guard Objects.isKernel(made) else {
+                    SL_DecRef(made)
+                    raise(SL_ExcTypeError(), "the launcher's factory must return a swiftlaunch._native.Kernel or None")
+                    return nil
+                }
+                let kernel = PyRef(owning: made)
+                kernels.append((PyRef(borrowing: function), kernel))
+                found = kernel.object
+            }
         }
         lastFunction = function
         lastKernel = found
@@ -65,20 +76,36 @@ final class LauncherState {
         lastKeywordNamesHaveExtras = extras
         return extras
     }
+
+    /// Every Python object the launcher holds, for the cycle collector; stops at the first nonzero result.
+    func traverse(_ visit: (PyPtr) -> Int32) -> Int32 {
+        for object in [factory.object, fallback.object] {
+            let result = visit(object)
+            if result != 0 { return result }
+        }
+        for entry in kernels {
+            var result = visit(entry.function.object)
+            if result == 0, let kernel = entry.kernel { result = visit(kernel.object) }
+            if result != 0 { return result }
+        }
+        return 0
+    }
 }
 
 // MARK: - Launcher (Helion)
 
 /// `Launcher(factory, fallback)`.
 let launcherNew: @convention(c) (OpaquePointer?, PyPtr?, PyPtr?) -> PyPtr? = {
-    type, args, _ in
-    guard let type, let args, PyTuple_Size(args) == 2, let factory = PyTuple_GetItem(args, 0),
+    type, args, kwargs in
+    guard let type, let args, PyTuple_Size(args) == 2, kwargs.map({ PyDict_Size($0) == 0 }) ?? true,
+          let factory = PyTuple_GetItem(args, 0),
           let fallback = PyTuple_GetItem(args, 1)
     else {
         raise(SL_ExcTypeError(), "Launcher(factory, fallback)")
         return nil
     }
     let alloc = unsafeBitCast(PyType_GetSlot(type, Py_tp_alloc), to: allocfunc.self)
+    // The collector tracks the object from here on; it sees no state until it is set below.
     guard let object = alloc(type, 0) else { return nil }
     let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self)
     let state = LauncherState(factory: PyRef(borrowing: factory), fallback: PyRef(borrowing: fallback))
@@ -89,16 +116,38 @@ let launcherNew: @convention(c) (OpaquePointer?, PyPtr?, PyPtr?) -> PyPtr? = {
 
 let launcherDealloc: @convention(c) (PyPtr?) -> Void = { object in
     guard let object else { return }
-    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self)
-    if let state = layout.pointee.state {
-        Unmanaged<LauncherState>.fromOpaque(state).release()
-        layout.pointee.state = nil
-    }
+    // Untracked first: the collector must not traverse an object that is half torn down.
+    PyObject_GC_UnTrack(object)
+    _ = launcherClear(object)
     freeObject(object)
 }
 
+/// Reports the type (instances of heap types own a reference to it) and everything the state holds.
+let launcherTraverse: @convention(c) (PyPtr?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
+    object, visit, argument in
+    guard let object else { return 0 }
+    let report = visiting(visit, argument)
+    let typeResult = report(UnsafeMutableRawPointer(SL_Type(object)).assumingMemoryBound(to: PyObject.self))
+    if typeResult != 0 { return typeResult }
+    guard let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self).pointee.state
+    else { return 0 }
+    return Unmanaged<LauncherState>.fromOpaque(raw).takeUnretainedValue().traverse(report)
+}
+
+/// Drops the state, and with it the factory, the fallback and the kernels table. Later calls raise.
+let launcherClear: @convention(c) (PyPtr?) -> Int32 = { object in
+    guard let object else { return 0 }
+    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self)
+    if let state = layout.pointee.state {
+        // Null before releasing: the release runs Python code (finalizers) that may reach this object.
+        layout.pointee.state = nil
+        Unmanaged<LauncherState>.fromOpaque(state).release()
+    }
+    return 0
+}
+
 let launcherVectorcall: SLVectorcallFunc = { callable, args, nargsf, kwnames in
-    let state = Objects.launcherState(callable!)
+    guard let state = Objects.launcherState(callable!) else { return nil }
     let positional = Int(SL_VectorcallNArgs(nargsf))
     guard let args, positional >= 2 else {
         return withEmptyArgs(args) { call(state.fallback.object, $0, count: positional, kwnames: kwnames) }
@@ -112,7 +161,8 @@ let launcherVectorcall: SLVectorcallFunc = { callable, args, nargsf, kwnames in
         Stats.fallback("not a triton.jit kernel")
         return call(state.fallback.object, args, count: positional, kwnames: kwnames)
     }
-    return LaunchCall(state: Objects.kernelState(kernel), kernelObject: kernel, grid: args[1]!, args: args + 2,
+    guard let kernelState = Objects.kernelState(kernel) else { return nil }
+    return LaunchCall(state: kernelState, kernelObject: kernel, grid: args[1]!, args: args + 2,
                       positionalCount: positional - 2, kwnames: kwnames).run()
 }
 

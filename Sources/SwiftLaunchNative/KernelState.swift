@@ -75,6 +75,26 @@ final class KernelState {
         defaults.deallocate()
     }
 
+    /// Calls `visit` on every Python object this state holds a reference to, stopping at the first
+    /// nonzero result and returning it: the kernel object's `tp_traverse`, so that the collector can
+    /// free cycles through it (a `JITFunction` keeps its wrapper in its `__dict__`; a cached
+    /// `CompiledKernel` may refer back to the kernel).
+    func traverse(_ visit: (PyPtr) -> Int32) -> Int32 {
+        var result: Int32 = 0
+        func reported(_ object: PyPtr?) -> Bool {
+            guard let object else { return true }
+            result = visit(object)
+            return result == 0
+        }
+        guard reported(function), reported(functionDict), reported(missHandler) else { return result }
+        for name in names where !reported(name) { return result }
+        for value in defaults where !reported(value) { return result }
+        for option in implicitOptions where !(reported(option.name) && reported(option.value)) { return result }
+        for index in 0..<optionNameCount where !reported(optionNames[index]) { return result }
+        _ = cache.allSatisfy { reported($0.compiled) }
+        return result
+    }
+
     func optionID(_ name: PyPtr) -> UInt32? {
         for index in 0..<optionNameCount where optionNames[index] == name { return UInt32(index) }
         for index in 0..<optionNameCount {
@@ -128,3 +148,6 @@ let maxOptionNames = 256
 /// The most keyword arguments, and the most options (given and implicit), one call binds natively.
 let maxKeywordsPerCall = 64
 let maxOptionsPerCall = 32
+/// The most options a launcher may add on its own; a call's option storage holds these after the
+/// caller's (at most 24 of those, of 32 slots).
+let maxImplicitOptions = 8

@@ -31,13 +31,19 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
         }
         types.append(type)
     }
+    // dtypes get 16-bit indices.
+    guard PyTuple_Size(dtypeTuple) <= Int(UInt16.max) else {
+        raise(SL_ExcValueError(), "at most 65535 dtypes")
+        return nil
+    }
     var dtypes: [(PyPtr, String)] = []
     for index in 0..<PyTuple_Size(dtypeTuple) {
         guard let pair = PyTuple_GetItem(dtypeTuple, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2,
+              PyTuple_GetItem(pair, 0) != SL_None(),
               let nameObject = PyTuple_GetItem(pair, 1), SL_UnicodeCheck(nameObject) != 0,
               let name = swiftString(nameObject)
         else {
-            raise(SL_ExcValueError(), "dtypes must be (torch_dtype, triton_name) pairs")
+            raise(SL_ExcTypeError(), "dtypes must be (torch_dtype, triton_name) pairs")
             return nil
         }
         dtypes.append((PyTuple_GetItem(pair, 0)!, name))
@@ -45,6 +51,9 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
     var accessors: TensorAccessors?
     if let given = args[8], given != SL_None() {
         guard SL_TupleCheck(given) != 0, PyTuple_Size(given) == 4, let probe = PyTuple_GetItem(given, 3),
+              // The accessors' C functions are called directly on tensors of these types: the probe
+              // they were found with must be of a type every one of them derives from.
+              types.allSatisfy({ PyType_IsSubtype(OpaquePointer($0), SL_Type(probe)) != 0 }),
               let made = TensorAccessors(dtype: PyTuple_GetItem(given, 0)!, dataPtr: PyTuple_GetItem(given, 1)!,
                                          getDevice: PyTuple_GetItem(given, 2)!, probe: probe)
         else {

@@ -31,15 +31,34 @@ enum Objects {
     /// Outlives every descriptor made from it (never freed).
     nonisolated(unsafe) static let jitGetItemMethod = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
 
-    static func kernelState(_ object: PyPtr) -> KernelState {
-        let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state!
-        // Sound: set once in `kernelNew` and released only in `kernelDealloc`.
+    /// The kernel object's state, or nil (with RuntimeError set) once the cycle collector has cleared it.
+    @inline(__always)
+    static func kernelState(_ object: PyPtr) -> KernelState? {
+        guard let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state
+        else { return raiseCleared("kernel") }
+        // Sound: set in `kernelNew`, released only by `kernelClear` or `kernelDealloc`, which set the
+        // field to nil first. The caller's reference to the object keeps it from both for the call.
         return Unmanaged<KernelState>.fromOpaque(raw).takeUnretainedValue()
     }
 
-    static func launcherState(_ object: PyPtr) -> LauncherState {
-        let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self).pointee.state!
+    /// The launcher object's state, or nil (with RuntimeError set) once the collector has cleared it.
+    static func launcherState(_ object: PyPtr) -> LauncherState? {
+        guard let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self).pointee.state
+        else { return raiseCleared("launcher") }
         return Unmanaged<LauncherState>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// Whether `object` is a `Kernel` (or a subclass) by its real type: `PyObject_IsInstance` would also
+    /// believe a `__class__` attribute, and the layout behind the header must really be ours.
+    static func isKernel(_ object: PyPtr) -> Bool {
+        PyObject_TypeCheck(object, OpaquePointer(kernelType)) != 0
+    }
+
+    private static func raiseCleared<T>(_ what: String) -> T? {
+        // Reachable only in the collector's corner cases (Python code that runs while a garbage cycle
+        // is torn down) or through a direct `tp_clear` call; either way it must raise, not crash.
+        raise(SL_ExcRuntimeError(), "this \(what) was cleared by the garbage collector")
+        return nil
     }
 
     static var vectorcallSupported: Bool { interpreterVersion >= 0x030C_0000 }
@@ -50,22 +69,26 @@ enum Objects {
             slots: [
                 PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(kernelNew, to: UnsafeMutableRawPointer.self)),
                 PyType_Slot(slot: Py_tp_dealloc, pfunc: unsafeBitCast(kernelDealloc, to: UnsafeMutableRawPointer.self)),
+                PyType_Slot(slot: Py_tp_traverse, pfunc: unsafeBitCast(kernelTraverse, to: UnsafeMutableRawPointer.self)),
+                PyType_Slot(slot: Py_tp_clear, pfunc: unsafeBitCast(kernelClear, to: UnsafeMutableRawPointer.self)),
                 PyType_Slot(slot: Py_mp_subscript, pfunc: unsafeBitCast(kernelSubscript, to: UnsafeMutableRawPointer.self)),
                 PyType_Slot(slot: Py_tp_methods, pfunc: UnsafeMutableRawPointer(kernelMethods)),
-            ], vectorcallOffset: nil, subclassable: true),
+            ], vectorcallOffset: nil, subclassable: true, collected: true),
             let bound = makeType(
                 name: "swiftlaunch._native.BoundLaunch", basicSize: MemoryLayout<BoundLaunchLayout>.size,
                 slots: [
                     PyType_Slot(slot: Py_tp_dealloc, pfunc: unsafeBitCast(boundDealloc, to: UnsafeMutableRawPointer.self)),
                     PyType_Slot(slot: Py_tp_call, pfunc: unsafeBitCast(boundCall, to: UnsafeMutableRawPointer.self)),
-                ], vectorcallOffset: MemoryLayout<BoundLaunchLayout>.offset(of: \.vectorcall)),
+                ], vectorcallOffset: MemoryLayout<BoundLaunchLayout>.offset(of: \.vectorcall), instantiable: false),
             let launcher = makeType(
                 name: "swiftlaunch._native.Launcher", basicSize: MemoryLayout<LauncherLayout>.size,
                 slots: [
                     PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(launcherNew, to: UnsafeMutableRawPointer.self)),
                     PyType_Slot(slot: Py_tp_dealloc, pfunc: unsafeBitCast(launcherDealloc, to: UnsafeMutableRawPointer.self)),
+                    PyType_Slot(slot: Py_tp_traverse, pfunc: unsafeBitCast(launcherTraverse, to: UnsafeMutableRawPointer.self)),
+                    PyType_Slot(slot: Py_tp_clear, pfunc: unsafeBitCast(launcherClear, to: UnsafeMutableRawPointer.self)),
                     PyType_Slot(slot: Py_tp_call, pfunc: unsafeBitCast(launcherCall, to: UnsafeMutableRawPointer.self)),
-                ], vectorcallOffset: MemoryLayout<LauncherLayout>.offset(of: \.vectorcall))
+                ], vectorcallOffset: MemoryLayout<LauncherLayout>.offset(of: \.vectorcall), collected: true)
         else { return false }
         kernelType = kernel
         boundLaunchType = bound
@@ -85,10 +108,17 @@ enum Objects {
     }
 
     /// Type specs, slot tables and names must outlive the interpreter: allocated once, never freed.
+    /// `collected`: the type holds references the cycle collector must see (it then allocates
+    /// through the collector and has traverse and clear slots). `instantiable: false`: made only by
+    /// this module; without it a spec type inherits `object.__new__`, which would make an object
+    /// whose fields are all null.
     private static func makeType(name: String, basicSize: Int, slots: [PyType_Slot], vectorcallOffset: Int?,
-                                 subclassable: Bool = false) -> PyPtr? {
+                                 subclassable: Bool = false, collected: Bool = false,
+                                 instantiable: Bool = true) -> PyPtr? {
         var allSlots = slots
         var flags = UInt32(Py_TPFLAGS_DEFAULT) | (subclassable ? UInt32(Py_TPFLAGS_BASETYPE) : 0)
+        if collected { flags |= UInt32(Py_TPFLAGS_HAVE_GC) }
+        if !instantiable { flags |= UInt32(Py_TPFLAGS_DISALLOW_INSTANTIATION) }
         if let vectorcallOffset, vectorcallSupported {
             let members = UnsafeMutablePointer<PyMemberDef>.allocate(capacity: 2)
             members[0] = PyMemberDef(name: strdup("__vectorcalloffset__"), type: T_PYSSIZET,
@@ -126,6 +156,12 @@ enum Objects {
         methods[4] = PyMethodDef()
         return methods
     }()
+}
+
+/// `visit(object)` for a `tp_traverse`: `visitproc` may be nil only in theory, and then visits nothing.
+@inline(__always)
+func visiting(_ visit: visitproc?, _ argument: UnsafeMutableRawPointer?) -> (PyPtr) -> Int32 {
+    { object in visit?(object, argument) ?? 0 }
 }
 
 /// Heap-type instances release their type's reference when they go.

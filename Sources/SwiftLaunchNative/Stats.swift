@@ -16,6 +16,7 @@ struct Stats {
 
 /// `_native.stats(reset)` → `{"hits": n, "misses": n, "fallbacks": {reason: n}}`.
 let statsFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, reset in
+    guard let reset, let resetting = isTrue(reset) else { return nil }
     guard let result = PyDict_New(), let fallbacks = PyDict_New() else { return nil }
     defer { SL_DecRef(fallbacks) }
     let stats = Stats.shared
@@ -30,13 +31,17 @@ let statsFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, reset in
         SL_DecRef(number)
     }
     PyDict_SetItemString(result, "fallbacks", fallbacks)
-    if let reset, PyObject_IsTrue(reset) == 1 { Stats.shared = Stats() }
+    if resetting { Stats.shared = Stats() }
     return result
 }
 
 /// `_native.count_fallback(reason)`: the glue's own step-asides (the interpreter, say).
 let countFallbackFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, reason in
-    guard let reason, let text = swiftString(reason) else { return nil }
+    guard let reason, SL_UnicodeCheck(reason) != 0 else {
+        raise(SL_ExcTypeError(), "count_fallback(reason) takes a str")
+        return nil
+    }
+    guard let text = swiftString(reason) else { return nil }
     Stats.fallback(text)
     return SL_NewRefNone()
 }

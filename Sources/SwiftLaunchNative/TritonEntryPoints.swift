@@ -5,8 +5,8 @@ import SwiftLaunchCore
 
 /// `Kernel(function, miss, names, traits, defaults, implicit_options)`.
 let kernelNew: @convention(c) (OpaquePointer?, PyPtr?, PyPtr?) -> PyPtr? = {
-    type, args, _ in
-    guard let type, let args, PyTuple_Size(args) == 6,
+    type, args, kwargs in
+    guard let type, let args, PyTuple_Size(args) == 6, kwargs.map({ PyDict_Size($0) == 0 }) ?? true,
           let function = PyTuple_GetItem(args, 0), let miss = PyTuple_GetItem(args, 1),
           let names = PyTuple_GetItem(args, 2), let traits = PyTuple_GetItem(args, 3),
           let defaults = PyTuple_GetItem(args, 4), let implicit = PyTuple_GetItem(args, 5)
@@ -19,36 +19,76 @@ let kernelNew: @convention(c) (OpaquePointer?, PyPtr?, PyPtr?) -> PyPtr? = {
     else { return nil }
     guard let allocate = PyType_GetSlot(type, Py_tp_alloc) else { return nil }
     let alloc = unsafeBitCast(allocate, to: allocfunc.self)
+    // The collector tracks the object from here on; it sees no state until the line below.
     guard let object = alloc(type, 0) else { return nil }
     UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state =
         Unmanaged.passRetained(state).toOpaque()
     return object
 }
 
+/// The tuple argument `name` of a constructor, or nil with TypeError set.
+func tupleArgument(_ object: PyPtr, _ name: String) -> Int? {
+    guard SL_TupleCheck(object) != 0 else {
+        raise(SL_ExcTypeError(), "\(name) must be a tuple")
+        return nil
+    }
+    return PyTuple_Size(object)
+}
+
+/// Item `index` of a tuple checked to be at least that long: a borrowed, never-null reference.
+@inline(__always)
+func tupleItem(_ tuple: PyPtr, _ index: Int) -> PyPtr {
+    // Sound: callers check the tuple's type and size first, and tuple items are never null.
+    PyTuple_GetItem(tuple, index)!
+}
+
+/// `object` when it is a tuple of exactly `count` items; nil with `error` raised otherwise.
+func fixedTuple(_ object: PyPtr, count: Int, _ error: PyPtr, _ message: @autoclosure () -> String) -> PyPtr? {
+    guard SL_TupleCheck(object) != 0, PyTuple_Size(object) == count else {
+        raise(error, message())
+        return nil
+    }
+    return object
+}
+
 func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr, defaults: PyPtr,
-                              implicit: PyPtr) -> KernelState? {
-    let count = PyTuple_Size(names)
-    guard count >= 0, PyTuple_Size(traits) == count, PyTuple_Size(defaults) == count else {
+                      implicit: PyPtr) -> KernelState? {
+    guard let count = tupleArgument(names, "names"), let traitCount = tupleArgument(traits, "traits"),
+          let defaultCount = tupleArgument(defaults, "defaults"),
+          let implicitCount = tupleArgument(implicit, "implicit_options")
+    else { return nil }
+    guard traitCount == count, defaultCount == count else {
         raise(SL_ExcValueError(), "names, traits and defaults must be tuples of one length")
+        return nil
+    }
+    guard implicitCount <= maxImplicitOptions else {
+        raise(SL_ExcValueError(), "at most \(maxImplicitOptions) implicit options")
         return nil
     }
     var nameObjects: [PyPtr] = []
     var traitValues: [ParameterTraits] = []
     var defaultObjects: [PyPtr?] = []
     for index in 0..<count {
-        nameObjects.append(PyTuple_GetItem(names, index)!)
-        // (is_constexpr, is_const, specialize, align, annotation or None)
-        guard let item = PyTuple_GetItem(traits, index), SL_TupleCheck(item) != 0, PyTuple_Size(item) == 5 else {
-            raise(SL_ExcValueError(), "each trait is (is_constexpr, is_const, specialize, align, annotation)")
+        let name = tupleItem(names, index)
+        guard SL_UnicodeCheck(name) != 0 else {
+            raise(SL_ExcTypeError(), "parameter names must be str")
             return nil
         }
-        var trait = ParameterTraits()
-        trait.isConstexpr = PyObject_IsTrue(PyTuple_GetItem(item, 0)!) == 1
-        trait.isConst = PyObject_IsTrue(PyTuple_GetItem(item, 1)!) == 1
-        trait.specialize = PyObject_IsTrue(PyTuple_GetItem(item, 2)!) == 1
-        trait.alignment = PyObject_IsTrue(PyTuple_GetItem(item, 3)!) == 1
-        let annotation = PyTuple_GetItem(item, 4)!
+        nameObjects.append(name)
+        // (is_constexpr, is_const, specialize, align, annotation or None)
+        guard let entry = fixedTuple(tupleItem(traits, index), count: 5, SL_ExcValueError(),
+                                     "each trait is (is_constexpr, is_const, specialize, align, annotation)"),
+              let isConstexpr = isTrue(tupleItem(entry, 0)), let isConst = isTrue(tupleItem(entry, 1)),
+              let specialize = isTrue(tupleItem(entry, 2)), let alignment = isTrue(tupleItem(entry, 3))
+        else { return nil }
+        var trait = ParameterTraits(isConstexpr: isConstexpr, isConst: isConst, specialize: specialize,
+                                    alignment: alignment)
+        let annotation = tupleItem(entry, 4)
         if annotation != SL_None() {
+            guard SL_UnicodeCheck(annotation) != 0 else {
+                raise(SL_ExcTypeError(), "an annotation is a Triton type name or None")
+                return nil
+            }
             guard let text = swiftString(annotation) else { return nil }
             guard let type = ScalarType(tritonName: text, elementTypes: Runtime.shared.elementTypes) else {
                 raise(SL_ExcValueError(), "annotation type not handled: \(text)")
@@ -58,22 +98,31 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
         }
         traitValues.append(trait)
         // (has_default, value)
-        guard let entry = PyTuple_GetItem(defaults, index), SL_TupleCheck(entry) != 0, PyTuple_Size(entry) == 2 else {
-            raise(SL_ExcValueError(), "each default is (has_default, value)")
-            return nil
-        }
-        defaultObjects.append(PyObject_IsTrue(PyTuple_GetItem(entry, 0)!) == 1 ? PyTuple_GetItem(entry, 1)! : nil)
+        guard let pair = fixedTuple(tupleItem(defaults, index), count: 2, SL_ExcValueError(),
+                                    "each default is (has_default, value)"),
+              let hasDefault = isTrue(tupleItem(pair, 0))
+        else { return nil }
+        defaultObjects.append(hasDefault ? tupleItem(pair, 1) : nil)
     }
     var implicitOptions: [(name: PyPtr, value: PyPtr)] = []
-    for index in 0..<max(PyTuple_Size(implicit), 0) {
-        guard let pair = PyTuple_GetItem(implicit, index), SL_TupleCheck(pair) != 0, PyTuple_Size(pair) == 2 else {
-            raise(SL_ExcValueError(), "implicit options are (name, value) pairs")
+    for index in 0..<implicitCount {
+        guard let pair = fixedTuple(tupleItem(implicit, index), count: 2, SL_ExcValueError(),
+                                    "implicit options are (name, value) pairs")
+        else { return nil }
+        guard SL_UnicodeCheck(tupleItem(pair, 0)) != 0 else {
+            raise(SL_ExcTypeError(), "implicit option names must be str")
             return nil
         }
-        implicitOptions.append((PyTuple_GetItem(pair, 0)!, PyTuple_GetItem(pair, 1)!))
+        implicitOptions.append((tupleItem(pair, 0), tupleItem(pair, 1)))
     }
     // Triton keeps the per-kernel guards in the function's instance dict; a JITFunction always has one.
-    guard let functionDict = PyObject_GenericGetDict(function, nil) else { return nil }
+    guard let functionDict = PyObject_GenericGetDict(function, nil) else {
+        if PyErr_ExceptionMatches(PyExc_AttributeError) != 0 {
+            PyErr_Clear()
+            raise(SL_ExcTypeError(), "function must have a __dict__ (a JITFunction)")
+        }
+        return nil
+    }
     defer { SL_DecRef(functionDict) }
     return KernelState(function: function, functionDict: functionDict, missHandler: miss, names: nameObjects,
                        traits: traitValues, defaults: defaultObjects, implicitOptions: implicitOptions)
@@ -81,12 +130,34 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
 
 let kernelDealloc: @convention(c) (PyPtr?) -> Void = { object in
     guard let object else { return }
+    // Untracked first: the collector must not traverse an object that is half torn down.
+    PyObject_GC_UnTrack(object)
+    _ = kernelClear(object)
+    freeObject(object)
+}
+
+/// Reports the type (instances of heap types own a reference to it) and everything the state holds.
+let kernelTraverse: @convention(c) (PyPtr?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
+    object, visit, argument in
+    guard let object else { return 0 }
+    let report = visiting(visit, argument)
+    let typeResult = report(UnsafeMutableRawPointer(SL_Type(object)).assumingMemoryBound(to: PyObject.self))
+    if typeResult != 0 { return typeResult }
+    guard let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state
+    else { return 0 }
+    return Unmanaged<KernelState>.fromOpaque(raw).takeUnretainedValue().traverse(report)
+}
+
+/// Drops the state, and with it every reference the kernel holds. Later calls raise RuntimeError.
+let kernelClear: @convention(c) (PyPtr?) -> Int32 = { object in
+    guard let object else { return 0 }
     let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self)
     if let state = layout.pointee.state {
-        Unmanaged<KernelState>.fromOpaque(state).release()
+        // Null before releasing: the release runs Python code (finalizers) that may reach this object.
         layout.pointee.state = nil
+        Unmanaged<KernelState>.fromOpaque(state).release()
     }
-    freeObject(object)
+    return 0
 }
 
 /// `kernel[grid]` → a bound launch, called like Triton's `kernel[grid](*args, **kwargs)`.
@@ -101,8 +172,7 @@ let jitSubscript: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { function, grid i
     guard let function, let grid else { return nil }
     guard let dict = PyObject_GenericGetDict(function, nil) else { return nil }
     defer { SL_DecRef(dict) }
-    if let kernel = PyDict_GetItemWithError(dict, Names.swiftlaunchFast),
-       PyObject_TypeCheck(kernel, OpaquePointer(Objects.kernelType)) != 0 {
+    if let kernel = PyDict_GetItemWithError(dict, Names.swiftlaunchFast), Objects.isKernel(kernel) {
         return boundLaunch(kernel, grid)
     }
     if PyErr_Occurred() != nil { return nil }
@@ -134,11 +204,16 @@ let boundDealloc: @convention(c) (PyPtr?) -> Void = { object in
 
 let boundVectorcall: SLVectorcallFunc = { callable, args, nargsf, kwnames in
     let layout = UnsafeMutableRawPointer(callable!).assumingMemoryBound(to: BoundLaunchLayout.self)
-    let kernel = layout.pointee.kernel!
+    // Both are set by `boundLaunch`, the only maker of bound launches (the type has no `__new__`).
+    guard let kernel = layout.pointee.kernel, let grid = layout.pointee.grid else {
+        raise(SL_ExcTypeError(), "a bound launch is made by kernel[grid]")
+        return nil
+    }
+    guard let state = Objects.kernelState(kernel) else { return nil }
     let positional = Int(SL_VectorcallNArgs(nargsf))
     return withEmptyArgs(args) { args in
-        LaunchCall(state: Objects.kernelState(kernel), kernelObject: kernel, grid: layout.pointee.grid!,
-                   args: args, positionalCount: positional, kwnames: kwnames).run()
+        LaunchCall(state: state, kernelObject: kernel, grid: grid, args: args, positionalCount: positional,
+                   kwnames: kwnames).run()
     }
 }
 
@@ -153,7 +228,8 @@ let kernelLaunchMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
         raise(SL_ExcTypeError(), "launch(grid, *args, **kwargs) needs a grid")
         return nil
     }
-    return LaunchCall(state: Objects.kernelState(kernel), kernelObject: kernel, grid: args[0]!,
+    guard let state = Objects.kernelState(kernel) else { return nil }
+    return LaunchCall(state: state, kernelObject: kernel, grid: args[0]!,
                       args: args + 1, positionalCount: nargs - 1, kwnames: kwnames).run()
 }
 
@@ -165,11 +241,11 @@ let kernelKeyMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t,
         raise(SL_ExcTypeError(), "key(device, *args, **kwargs) needs a device")
         return nil
     }
-    let device = PyLong_AsLong(args[0]!)
-    if device == -1 && PyErr_Occurred() != nil { return nil }
-    return LaunchCall(state: Objects.kernelState(kernel), kernelObject: kernel, grid: SL_None(), args: args + 1,
-                      positionalCount: nargs - 1, kwnames: kwnames,
-                      probeDevice: Int32(truncatingIfNeeded: device)).run()
+    guard let device = int32Argument(args[0]!, "device"), let state = Objects.kernelState(kernel) else {
+        return nil
+    }
+    return LaunchCall(state: state, kernelObject: kernel, grid: SL_None(), args: args + 1,
+                      positionalCount: nargs - 1, kwnames: kwnames, probeDevice: device).run()
 }
 
 /// `kernel.insert(token, compiled_kernel, (function, num_warps, num_ctas, shared, cooperative, pdl,
@@ -182,24 +258,22 @@ let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
         raise(SL_ExcTypeError(), "insert(token, compiled_kernel, launch_info)")
         return nil
     }
-    let state = Objects.kernelState(kernel)
+    guard let state = Objects.kernelState(kernel) else { return nil }
     var numbers: [Int64] = []
     for index in [0, 1, 2, 3, 6, 7] {
-        guard let value = readInteger(PyTuple_GetItem(info, index)!), let narrow = Int64(exactly: value) else {
-            if PyErr_Occurred() == nil { raise(SL_ExcValueError(), "launch_info field \(index) is not an int") }
-            return nil
-        }
-        numbers.append(narrow)
+        guard let value = int64Argument(tupleItem(info, index), "launch_info field \(index)") else { return nil }
+        numbers.append(value)
     }
-    let signature = PyTuple_GetItem(info, 8)!
+    guard let cooperative = isTrue(tupleItem(info, 4)), let pdl = isTrue(tupleItem(info, 5)) else { return nil }
+    let signature = tupleItem(info, 8)
     guard SL_TupleCheck(signature) != 0, PyTuple_Size(signature) == state.names.count else {
         raise(SL_ExcValueError(), "signature must have one entry per parameter")
         return nil
     }
     var slots: [ParameterSlot] = []
     for index in 0..<PyTuple_Size(signature) {
-        let item = PyTuple_GetItem(signature, index)!
-        guard SL_UnicodeCheck(item) != 0, let text = swiftString(item),
+        let entry = tupleItem(signature, index)
+        guard SL_UnicodeCheck(entry) != 0, let text = swiftString(entry),
               let slot = ParameterSlot(tritonSignature: text, elementTypes: Runtime.shared.elementTypes)
         else { PyErr_Clear(); return SL_NewRefFalse() }
         slots.append(slot)
@@ -210,8 +284,7 @@ let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
     else { return SL_NewRefFalse() }
     let launch = CompiledLaunch(
         function: function, numWarps: numWarps, numCTAs: numCTAs, sharedMemory: shared,
-        cooperative: PyObject_IsTrue(PyTuple_GetItem(info, 4)!) == 1,
-        pdl: PyObject_IsTrue(PyTuple_GetItem(info, 5)!) == 1,
+        cooperative: cooperative, pdl: pdl,
         globalScratchSize: Int(numbers[4]), globalScratchAlign: Int(numbers[5]), slots: slots)
     let entry = CacheEntry(compiled: compiled, launch: launch)
     guard withKeyWords(token, { state.cache.insert($0, value: entry) }) != nil else { return nil }
@@ -223,8 +296,9 @@ let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
 func withKeyWords<Result>(_ token: PyPtr, _ body: (UnsafeBufferPointer<UInt64>) -> Result) -> Result? {
     guard let bytes = PyBytes_AsString(token) else { return nil }
     let size = Int(PyBytes_Size(token))
-    guard size % 8 == 0 else {
-        raise(SL_ExcValueError(), "a dispatch key is a whole number of 8-byte words")
+    // Every key starts with its device word, so an empty token is never one.
+    guard size > 0, size % 8 == 0 else {
+        raise(SL_ExcValueError(), "a dispatch key is a whole, nonzero number of 8-byte words")
         return nil
     }
     return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: size / 8) { words in
@@ -235,7 +309,32 @@ func withKeyWords<Result>(_ token: PyPtr, _ body: (UnsafeBufferPointer<UInt64>) 
 }
 
 let kernelCacheSizeMethod: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { kernel, _ in
-    newInteger(Objects.kernelState(kernel!).cache.count)
+    guard let kernel, let state = Objects.kernelState(kernel) else { return nil }
+    return newInteger(state.cache.count)
+}
+
+/// An int argument that must fit in Int64 (OverflowError otherwise); `__index__` is honoured, as
+/// Python's own int parameters do. Nil with the error set.
+func int64Argument(_ object: PyPtr, _ name: String) -> Int64? {
+    let value = PyLong_AsLongLong(object)
+    if value == -1, PyErr_Occurred() != nil {
+        if PyErr_ExceptionMatches(PyExc_OverflowError) != 0 {
+            PyErr_Clear()
+            raise(SL_ExcOverflowError(), "\(name) does not fit in 64 bits")
+        }
+        return nil
+    }
+    return Int64(value)
+}
+
+/// An int argument that must fit in a C int.
+func int32Argument(_ object: PyPtr, _ name: String) -> Int32? {
+    guard let value = int64Argument(object, name) else { return nil }
+    guard let narrow = Int32(exactly: value) else {
+        raise(SL_ExcOverflowError(), "\(name) does not fit in a C int")
+        return nil
+    }
+    return narrow
 }
 
 /// `_native.specialize(arg, is_const, specialize, align)`: Triton's
@@ -269,10 +368,11 @@ let specializeFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
         raise(PyExc_NotImplementedError, "swiftlaunch does not specialize this argument natively")
         return nil
     }
+    guard let isConst = isTrue(args[1]!), let specialize = isTrue(args[2]!), let align = isTrue(args[3]!) else {
+        return nil
+    }
     do throws(SpecializationError) {
-        let spec = try Specialization.of(value, isConst: PyObject_IsTrue(args[1]!) == 1,
-                                         specialize: PyObject_IsTrue(args[2]!) == 1,
-                                         align: PyObject_IsTrue(args[3]!) == 1)
+        let spec = try Specialization.of(value, isConst: isConst, specialize: specialize, align: align)
         return TritonFormat.tuple(spec)
     } catch {
         raise(SL_ExcOverflowError(), "integer to be specialized too large to represent")
@@ -282,30 +382,35 @@ let specializeFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
 
 /// `_native.raw_launch_loop(kernel, token, grid, args, stream, device, iterations)` → seconds: the
 /// benchmark's floor. Looks up the cached launch for `token` (from `kernel.key`), packs `args` once
-/// and calls `cuLaunchKernelEx` `iterations` times from Swift.
+/// and calls `cuLaunchKernelEx` `iterations` times from Swift. Every argument is checked before the
+/// driver is, so that a bad call raises the same error with or without a GPU.
 let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     _, args, nargs in
-    guard let args, nargs == 7, let kernel = args[0], let token = args[1], let gridObject = args[2],
-          let argTuple = args[3], SL_TupleCheck(argTuple) != 0,
-          PyObject_IsInstance(kernel, Objects.kernelType) == 1
-    else {
+    guard let args, nargs == 7 else {
         raise(SL_ExcTypeError(), "raw_launch_loop(kernel, token, grid, args, stream, device, iterations)")
         return nil
     }
-    let state = Objects.kernelState(kernel)
-    guard let found = withKeyWords(token, { state.cache.lookup($0) }) else { return nil }
+    let kernel = args[0]!, token = args[1]!, gridObject = args[2]!, argTuple = args[3]!
+    guard Objects.isKernel(kernel) else {
+        raise(SL_ExcTypeError(), "raw_launch_loop: kernel must be a swiftlaunch._native.Kernel")
+        return nil
+    }
+    guard let argCount = tupleArgument(argTuple, "raw_launch_loop: args"),
+          let state = Objects.kernelState(kernel),
+          let found = withKeyWords(token, { state.cache.lookup($0) })
+    else { return nil }
     guard let entry = found else {
         raise(SL_ExcValueError(), "no cached kernel for this key: launch it once first")
         return nil
     }
-    guard let driver = Runtime.shared.driver else {
-        raise(SL_ExcRuntimeError(), Runtime.shared.driverError)
+    guard argCount == entry.launch.slots.count else {
+        raise(SL_ExcValueError(), "raw_launch_loop: args needs one value per parameter (\(entry.launch.slots.count))")
         return nil
     }
     var values: [ArgumentValue] = []
-    for index in 0..<PyTuple_Size(argTuple) {
-        let object = PyTuple_GetItem(argTuple, index)!
-        let value = state.traits.indices.contains(index) && state.traits[index].isConstexpr
+    for index in 0..<argCount {
+        let object = tupleItem(argTuple, index)
+        let value = state.traits[index].isConstexpr
             ? ArgumentReading.keyedValue(object) : ArgumentReading.runtimeValue(object, Runtime.shared, anyDevice: false)
         guard let value else {
             raise(SL_ExcTypeError(), "argument \(index) not handled")
@@ -313,21 +418,27 @@ let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ss
         }
         values.append(value)
     }
-    var dims: [Int64] = [1, 1, 1]
-    for index in 0..<min(PyTuple_Size(gridObject), 3) {
-        dims[index] = Int64(PyLong_AsLongLong(PyTuple_GetItem(gridObject, index)!))
-    }
+    guard let grid = rawGrid(gridObject) else { return nil }
     let stream = PyLong_AsUnsignedLongLong(args[4]!)
-    let device = Int32(PyLong_AsLong(args[5]!))
-    let iterations = Int(PyLong_AsLong(args[6]!))
-    if PyErr_Occurred() != nil { return nil }
+    if stream == UInt64.max, PyErr_Occurred() != nil { return nil }
+    guard let device = int32Argument(args[5]!, "device") else { return nil }
+    let iterations = PyLong_AsSsize_t(args[6]!)
+    if iterations == -1, PyErr_Occurred() != nil { return nil }
+    guard iterations >= 0 else {
+        raise(SL_ExcValueError(), "raw_launch_loop: iterations must not be negative")
+        return nil
+    }
+    guard let driver = Runtime.shared.driver else {
+        raise(SL_ExcRuntimeError(), Runtime.shared.driverError)
+        return nil
+    }
     var start = timespec()
     var end = timespec()
     clock_gettime(CLOCK_MONOTONIC, &start)
     do throws(LaunchError) {
         try values.withUnsafeBufferPointer { buffer throws(LaunchError) in
-            try entry.launch.launch(values: buffer, grid: Grid(x: dims[0], y: dims[1], z: dims[2]), stream: stream,
-                                    device: device, globalScratch: 0, driver: driver, repetitions: iterations)
+            try entry.launch.launch(values: buffer, grid: grid, stream: stream, device: device, globalScratch: 0,
+                                    driver: driver, repetitions: iterations)
         }
     } catch {
         raise(SL_ExcRuntimeError(), "\(error)")
@@ -336,6 +447,26 @@ let rawLaunchLoopFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ss
     clock_gettime(CLOCK_MONOTONIC, &end)
     let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
     return PyFloat_FromDouble(seconds)
+}
+
+/// A tuple of one to three ints, each a launchable grid size (a C int, not negative), as Triton's
+/// launcher parses its grid. Nil with the error set.
+private func rawGrid(_ object: PyPtr) -> Grid? {
+    guard let size = tupleArgument(object, "raw_launch_loop: grid") else { return nil }
+    guard (1...3).contains(size) else {
+        raise(SL_ExcValueError(), "raw_launch_loop: grid has one to three sizes")
+        return nil
+    }
+    var dims: [Int64] = [1, 1, 1]
+    for index in 0..<size {
+        guard let value = int32Argument(tupleItem(object, index), "a grid size") else { return nil }
+        guard value >= 0 else {
+            raise(SL_ExcValueError(), "raw_launch_loop: grid sizes must not be negative")
+            return nil
+        }
+        dims[index] = Int64(value)
+    }
+    return Grid(x: dims[0], y: dims[1], z: dims[2])
 }
 
 /// `_native.jit_getitem(cls)` → a method descriptor for `cls.__getitem__` (cls: the glue's

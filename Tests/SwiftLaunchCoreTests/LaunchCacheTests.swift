@@ -101,6 +101,43 @@ extension LaunchCache {
         #expect(cache.lookup([1]) == 3)
     }
 
+    @Test func allSatisfyVisitsEveryValueInInsertionOrder() {
+        var cache = LaunchCache<Int>()
+        #expect(cache.allSatisfy { _ in false })  // vacuously true: nothing to visit
+        for value in 0..<100 { cache.insert([UInt64(value), 7], value: value) }
+        cache.insert([3, 7], value: 1_000)  // a replaced value is visited once, in its old place
+        var seen: [Int] = []
+        #expect(cache.allSatisfy { seen.append($0); return true })
+        #expect(seen == Array(0..<3) + [1_000] + Array(4..<100))
+    }
+
+    @Test func allSatisfyStopsAtTheFirstFailure() {
+        var cache = LaunchCache<Int>()
+        for value in 0..<10 { cache.insert([UInt64(value)], value: value) }
+        var visited = 0
+        #expect(!cache.allSatisfy { visited += 1; return $0 < 4 })
+        #expect(visited == 5)
+    }
+
+    @Test func allSatisfyPassesErrorsThrough() {
+        struct Stop: Error, Equatable { let at: Int }
+        var cache = LaunchCache<Int>()
+        for value in 0..<10 { cache.insert([UInt64(value)], value: value) }
+        #expect(throws: Stop(at: 6)) {
+            try cache.allSatisfy { (value: Int) throws(Stop) -> Bool in
+                if value == 6 { throw Stop(at: value) }
+                return true
+            }
+        }
+    }
+
+    @Test func allSatisfyAfterRemoveAllVisitsNothing() {
+        var cache = LaunchCache<String>()
+        cache.insert([1], value: "a")
+        cache.removeAll()
+        #expect(cache.allSatisfy { _ in false })
+    }
+
     @Test func tenThousandRandomKeysEachMapToTheirOwnValue() {
         var rng = SeededGenerator(seed: 0x5EED_CAFE)
         var keys: [[UInt64]] = []

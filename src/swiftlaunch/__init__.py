@@ -58,17 +58,19 @@ def stats(reset: bool = False) -> dict:
 
 
 def __getattr__(name):
-    # Triton and torch load only when a kernel API is first used, so `info` works without them.
+    # Triton and torch load only when a kernel API is first used, so `info` works without them. Each
+    # name is resolved once and stored as a module global, so later reads do not come back here.
     if name in ("jit", "fast", "FastJITFunction", "dispatch_key"):
         from . import _triton
 
-        return getattr(_triton, name)
-    if name == "Launcher":
-        from .helion import Launcher
-
-        return Launcher
-    if name == "helion":
+        value = getattr(_triton, name)
+    elif name == "Launcher":
+        from .helion import Launcher as value
+    elif name == "helion":
         import importlib
 
-        return importlib.import_module(".helion", __name__)
-    raise AttributeError(f"module 'swiftlaunch' has no attribute {name!r}")
+        value = importlib.import_module(".helion", __name__)
+    else:
+        raise AttributeError(f"module 'swiftlaunch' has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -164,6 +164,10 @@ class PassThroughKernel:
 
 _kernel_type = None
 _create_lock = threading.Lock()
+# Where a kernel keeps its wrapper: in its own `__dict__`, so the wrapper lives exactly as long as the
+# kernel (the cycle kernel -> wrapper -> kernel is the collector's to free) and one kernel has one
+# wrapper, whose cache every `fast(kernel)` call shares. The core's `__getitem__` reads it there too.
+_WRAPPER = "_swiftlaunch_fast"
 
 
 def _accelerated(fn: JITFunction):
@@ -179,20 +183,33 @@ def _accelerated(fn: JITFunction):
         return PassThroughKernel(fn, f"parameters not handled ({error})")
 
 
+def _wrapper(fn, make):
+    """`fn`'s wrapper, made by `make(fn)` on first use (once, whichever thread gets there first)."""
+    wrapper = fn.__dict__.get(_WRAPPER)
+    if wrapper is None:
+        with _create_lock:
+            wrapper = fn.__dict__.get(_WRAPPER)
+            if wrapper is None:
+                wrapper = make(fn)
+                fn.__dict__[_WRAPPER] = wrapper
+    return wrapper
+
+
 def fast(fn):
     """Wraps a `triton.jit` kernel so that `fast(fn)[grid](*args, **meta)` launches through the
-    Swift core, with exactly Triton's results; anything the core cannot reproduce goes to Triton."""
+    Swift core, with exactly Triton's results; anything the core cannot reproduce goes to Triton.
+    The same kernel always gets the same wrapper, so `fast(fn)[grid](...)` may be written inline."""
     if isinstance(fn, FastJITFunction):
         return fn._swiftlaunch_kernel()
-    if type(fn) is not JITFunction:
-        from triton.runtime.interpreter import InterpretedFunction
+    if type(fn) is JITFunction:
+        return _wrapper(fn, _accelerated)
+    from triton.runtime.interpreter import InterpretedFunction
 
-        if isinstance(fn, InterpretedFunction):
-            return PassThroughKernel(fn, "triton interpreter")
-        if isinstance(fn, JITFunction):
-            return PassThroughKernel(fn, "JITFunction subclass")
-        raise TypeError(f"swiftlaunch.fast takes a triton.jit kernel, not {type(fn).__name__}")
-    return _accelerated(fn)
+    if isinstance(fn, InterpretedFunction):
+        return _wrapper(fn, lambda f: PassThroughKernel(f, "triton interpreter"))
+    if isinstance(fn, JITFunction):
+        return _wrapper(fn, lambda f: PassThroughKernel(f, "JITFunction subclass"))
+    raise TypeError(f"swiftlaunch.fast takes a triton.jit kernel, not {type(fn).__name__}")
 
 
 class FastJITFunction(JITFunction):
@@ -201,18 +218,11 @@ class FastJITFunction(JITFunction):
     Swift core."""
 
     def _swiftlaunch_kernel(self):
-        kernel = self.__dict__.get("_swiftlaunch_fast")
-        if kernel is None:
-            with _create_lock:
-                kernel = self.__dict__.get("_swiftlaunch_fast")
-                if kernel is None:
-                    kernel = _accelerated(self)
-                    self.__dict__["_swiftlaunch_fast"] = kernel
-        return kernel
+        return _wrapper(self, _accelerated)
 
     def __getitem__(self, grid):
         # Replaced below by the core's own `__getitem__` (the same steps, without a Python frame).
-        kernel = self.__dict__.get("_swiftlaunch_fast") or self._swiftlaunch_kernel()
+        kernel = self.__dict__.get(_WRAPPER) or self._swiftlaunch_kernel()
         return kernel[grid]
 
 
@@ -238,7 +248,7 @@ def jit(fn=None, **kwargs):
 
 def dispatch_key(kernel, *args, device: int = 0, **kwargs):
     """The native dispatch key (bytes) for these arguments, or None where the call would go to
-    Triton. Works on CPU tensors."""
+    Triton. Works on CPU tensors. A `JITFunction` is keyed through its one `fast()` wrapper."""
     fast_kernel = kernel if not isinstance(kernel, JITFunction) else fast(kernel)
     if isinstance(fast_kernel, PassThroughKernel):
         return None

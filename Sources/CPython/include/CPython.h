@@ -38,6 +38,8 @@ static inline int SL_UnicodeCheck(PyObject *o) { return PyUnicode_Check(o); }
 static inline int SL_DictCheck(PyObject *o) { return PyDict_Check(o); }
 static inline int SL_CFunctionCheck(PyObject *o) { return PyCFunction_Check(o); }
 static inline PyTypeObject *SL_Type(PyObject *o) { return Py_TYPE(o); }
+// `type(str.upper)`: the type of CPython's own method descriptors.
+static inline PyObject *SL_MethodDescriptorType(void) { return (PyObject *)&PyMethodDescr_Type; }
 static inline void SL_IncRef(PyObject *o) { Py_INCREF(o); }
 static inline void SL_DecRef(PyObject *o) { Py_DECREF(o); }
 static inline void SL_XDecRef(PyObject *o) { Py_XDECREF(o); }
