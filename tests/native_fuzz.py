@@ -46,7 +46,8 @@ import triton.language as tl  # noqa: E402
 import swiftlaunch  # noqa: E402
 from swiftlaunch import _native as n  # noqa: E402
 from swiftlaunch import _runtime, _triton  # noqa: E402
-from cpu_kernels import add_kernel, flags_kernel, mixed_kernel  # noqa: E402
+from cpu_kernels import flags_kernel, mixed_kernel  # noqa: E402
+from swiftlaunch.bench.kernels import add_kernel  # noqa: E402
 
 rng = random.Random(FIXED_SEED ^ SEED)
 
@@ -226,7 +227,7 @@ if FAKE_DRIVER:
 
     n.configure((torch.Tensor, torch.nn.Parameter), _runtime.triton_dtype_names(), abs, knobs.runtime,
                 knobs.compilation, knobs.HookChain, _allocation._allocator, _allocation.NullAllocator,
-                _runtime.tensor_access())
+                _runtime.tensor_access(), None)
     triton.set_allocator(lambda size, align, stream: torch.empty(max(int(size), 0), dtype=torch.int8))
 
 TABLES = {fn: _triton.parameter_tables(fn) for fn in (add_kernel, mixed_kernel, flags_kernel)}
@@ -418,11 +419,11 @@ def target_jit_getitem():
 
 def target_configure_refused():
     # Arguments configure must refuse (the real configuration stays in place).
-    args = [(torch.Tensor,), (), None, None, None, None, None, None, None]
+    args = [(torch.Tensor,), (), None, None, None, None, None, None, None, None]
     broken = rng.random()
     if broken < 0.25:
         args = some_args(0, 12)
-        if len(args) == 9:
+        if len(args) == 10:
             args.append(None)
     elif broken < 0.5:
         args[0] = rng.choice([5, "x", None, (5,), (int, 5), Raises(), [torch.Tensor]])
@@ -445,9 +446,10 @@ def target_configure_fuzzed():
 
     real = [(torch.Tensor, torch.nn.Parameter), DTYPE_NAMES[:rng.randint(0, 30)],
             rng.choice([None, abs, raising_callable, none_callable, Raises()]), knobs.runtime, knobs.compilation,
-            knobs.HookChain, _allocation._allocator, _allocation.NullAllocator, _runtime.tensor_access()]
+            knobs.HookChain, _allocation._allocator, _allocation.NullAllocator, _runtime.tensor_access(),
+            rng.choice([None, (0, ()), (0, (), True), (Raises(), ()), (0, (1, 2)), (0, ("x",))])]
     for _ in range(rng.randint(0, 3)):
-        real[rng.randrange(9)] = nested()
+        real[rng.randrange(10)] = nested()
     return n.configure, real, {}
 
 

@@ -13,7 +13,7 @@ def kernel_with_implicit_options(native):
     from swiftlaunch import _triton
 
     names, traits, defaults = _triton.parameter_tables(add_kernel)
-    implicit = tuple((f"implicit_{i}", i) for i in range(9))
+    implicit = tuple((f"implicit_{i}", i) for i in range(8))
     return native.Kernel(add_kernel, lambda *a: None, names, traits, defaults, implicit)
 
 
@@ -23,8 +23,8 @@ def key(kernel, **options):
 
 
 def test_implicit_options_never_overflow_the_option_buffer(kernel_with_implicit_options):
-    # 23 keyword options + 9 implicit ones fill the 32 slots a call has; one more must step aside.
-    fits = {f"option_{i}": i for i in range(23)}
+    # 24 keyword options + 8 implicit ones fill the 32 slots a call has; one more must step aside.
+    fits = {f"option_{i}": i for i in range(24)}
     assert isinstance(key(kernel_with_implicit_options, **fits), bytes)
     assert key(kernel_with_implicit_options, **fits, one_more=1) is None
 

@@ -9,9 +9,9 @@ import torch
 import triton
 
 import swiftlaunch
-from cpu_kernels import add_kernel
+from swiftlaunch.bench.kernels import add_kernel
 
-# What `kernel.insert` needs to cache a launch for add_kernel(x, y, out, n, BLOCK) without a GPU.
+# What `kernel.insert` needs to cache a launch for add_kernel(out, x, y, n, BLOCK) without a GPU.
 # The function handle is never launched here: these tests only read keys and cache sizes.
 ADD_INFO = (0, 4, 1, 0, False, False, 0, 1, ("*fp32", "*fp32", "*fp32", "i32", "constexpr"))
 

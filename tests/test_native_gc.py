@@ -11,10 +11,10 @@ import torch
 import triton
 
 import swiftlaunch
-from cpu_kernels import add_kernel
+from swiftlaunch.bench.kernels import add_kernel
 
 ROUNDS = 1000
-# `kernel.insert` info for add_kernel(x, y, out, n, BLOCK); never launched (no GPU needed).
+# `kernel.insert` info for add_kernel(out, x, y, n, BLOCK); never launched (no GPU needed).
 ADD_INFO = (0, 4, 1, 0, False, False, 0, 1, ("*fp32", "*fp32", "*fp32", "i32", "constexpr"))
 
 
@@ -122,7 +122,7 @@ def test_traverse_visits_what_the_kernel_holds(native):
     assert id(kernel.__dict__) in ids
     assert id(type(wrapper)) in ids
     assert sum(isinstance(obj, FakeCompiled) for obj in referents) == 2
-    for name in ("x", "y", "out", "n", "BLOCK", "num_warps"):
+    for name in ("out_ptr", "x_ptr", "y_ptr", "n", "BLOCK", "num_warps"):
         assert any(obj == name for obj in referents if isinstance(obj, str)), name
 
 

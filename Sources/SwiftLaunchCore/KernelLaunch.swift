@@ -95,22 +95,26 @@ public struct Grid: Equatable, Sendable {
 extension CompiledLaunch {
     /// Packs `values` (one per bound argument) and launches, exactly as Triton's `launch` + `_launch`
     /// would. `globalScratch` is the device address of the scratch buffer the caller allocated.
+    ///
+    /// `deviceIsCurrent`: the caller asked the driver for the current context's device, got `device`,
+    /// and ran no code since that could switch contexts; otherwise the driver is asked here.
     public func launch(values: UnsafeBufferPointer<ArgumentValue>, grid: Grid, stream: UInt64,
                        device: Int32, globalScratch: UInt64, driver: some Driver,
-                       repetitions: Int = 1) throws(LaunchError) {
+                       deviceIsCurrent: Bool = false, repetitions: Int = 1) throws(LaunchError) {
         guard grid.isLaunchable else { throw .stepAside(.gridNotLaunchable) }
-        let contextDevice: Int32?
-        do throws(DriverError) {
-            contextDevice = try driver.currentDevice()
-        } catch {
-            throw .stepAside(.driverQuery(error))
+        if !deviceIsCurrent {
+            let contextDevice: Int32?
+            do throws(DriverError) {
+                contextDevice = try driver.currentDevice()
+            } catch {
+                throw .stepAside(.driverQuery(error))
+            }
+            // Triton would make device 0's primary context current; let it, then take the next call.
+            guard let contextDevice else { throw .stepAside(.noCurrentContext) }
+            // The kernel and its pointers were checked for `device`; the launch runs on the context's.
+            // Python code (a callable grid, the scratch allocator) may have switched devices since.
+            guard contextDevice == device else { throw .stepAside(.contextOnOtherDevice) }
         }
-        // Triton would make device 0's primary context current; let it, then take the next call.
-        guard let contextDevice else { throw .stepAside(.noCurrentContext) }
-        // The kernel and its pointers were checked for `device`; the launch runs on the context's.
-        // Asked again here, not taken from the caller: Python code (a callable grid, the scratch
-        // allocator) may have run since the caller asked, and may have switched devices.
-        guard contextDevice == device else { throw .stepAside(.contextOnOtherDevice) }
         precondition(values.count == slots.count, "one value per bound argument")
         let parameterCount = self.parameterCount
         let result: LaunchError? = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: parameterCount) {

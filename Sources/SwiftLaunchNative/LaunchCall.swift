@@ -239,14 +239,8 @@ struct LaunchCall {
         // it may rebind a tensor argument's storage (`x.data = y`): addresses are then read again.
         var pythonMayHaveRun = false
         guard globalsUnchanged(pythonMayHaveRun: &pythonMayHaveRun) else { return fallback("captured global changed") }
-        guard let currentStream = runtime.currentStream else { return fallback("no CUDA device") }
-        guard let deviceObject = newInteger(Int(device)) else { return nil }
-        let streamObject = currentStream(deviceObject)
-        SL_DecRef(deviceObject)
-        guard let streamObject else { return nil }
-        let stream = UInt64(PyLong_AsUnsignedLong(streamObject))
-        SL_DecRef(streamObject)
-        if PyErr_Occurred() != nil { return nil }
+        guard runtime.streamShim != nil || runtime.currentStream != nil else { return fallback("no CUDA device") }
+        guard let stream = currentStream(device) else { return nil }
         let resolved: Grid?
         switch resolveGrid(bound, pythonMayHaveRun: &pythonMayHaveRun) {
         case let .grid(g): resolved = g
@@ -276,8 +270,10 @@ struct LaunchCall {
                                         driver: driver) else { return nil }
         }
         do throws(LaunchError) {
+            // Without Python code since `device` was asked for, no context can have been switched.
             try entry.launch.launch(values: values, grid: grid, stream: stream, device: device,
-                                    globalScratch: scratchAddress, driver: driver)
+                                    globalScratch: scratchAddress, driver: driver,
+                                    deviceIsCurrent: !pythonMayHaveRun)
         } catch {
             switch error {
             case let .stepAside(reason): return fallback(reason.label)
@@ -295,6 +291,31 @@ struct LaunchCall {
         case grid(Grid)
         case notHandled
         case error
+    }
+
+    /// torch's current stream for `device`, read on every call (a cached stream would break
+    /// `torch.cuda.stream(...)` blocks and graph capture); nil with a Python error set.
+    @inline(__always)
+    private func currentStream(_ device: Int32) -> UInt64? {
+        if let shim = runtime.streamShim {
+            guard let stream = shim.stream(device: device) else {
+                raise(SL_ExcRuntimeError(), "torch has no current stream for device \(device)")
+                return nil
+            }
+            return stream
+        }
+        guard let query = runtime.currentStream else {  // the caller checked that one of the two exists
+            raise(SL_ExcRuntimeError(), "swiftlaunch: no CUDA stream query configured")
+            return nil
+        }
+        guard let deviceObject = newInteger(Int(device)) else { return nil }
+        let streamObject = query(deviceObject)
+        SL_DecRef(deviceObject)
+        guard let streamObject else { return nil }
+        let stream = UInt64(PyLong_AsUnsignedLong(streamObject))
+        SL_DecRef(streamObject)
+        if PyErr_Occurred() != nil { return nil }
+        return stream
     }
 
     /// Triton reads tensor addresses at launch, after its grid function and scratch allocator ran; so

@@ -7,7 +7,8 @@ import SwiftLaunchCore
 /// `tensor_access` is `(dtype, data_ptr, get_device, probe)`: the first three from
 /// `torch._C.TensorBase`, `probe` an empty tensor; or None. `reader` is None (read tensors through
 /// `tensor_access`) or `(launch_device_type, dtype_codes)`: turn on the reader `tensor_reader_probe`
-/// found, with torch's dtype code for each entry of `dtypes` (-1: none).
+/// found, with torch's dtype code for each entry of `dtypes` (-1: none), and optionally whether to read
+/// the current stream through the shim `stream_shim_probe` found instead of `current_stream`.
 let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     _, args, nargs in
     guard let args, nargs == 10, let tensorTypes = args[0], let dtypeTuple = args[1],
@@ -64,17 +65,25 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
         accessors = made
     }
     var reader: (launchDeviceType: Int32, dtypeCodes: [Int32])?
+    var streamShim: TorchStreamShim?
     if let given = args[9], given != SL_None() {
         guard TensorReaderCandidate.shim != nil else {
             raise(SL_ExcRuntimeError(), "reader given, but tensor_reader_probe found none")
             return nil
         }
-        guard SL_TupleCheck(given) != 0, PyTuple_Size(given) == 2, let codes = PyTuple_GetItem(given, 1),
+        if SL_TupleCheck(given) != 0, PyTuple_Size(given) == 3, PyObject_IsTrue(PyTuple_GetItem(given, 2)!) == 1 {
+            guard let shim = TorchStreamShim.candidate else {
+                raise(SL_ExcRuntimeError(), "stream shim asked for, but stream_shim_probe found none")
+                return nil
+            }
+            streamShim = shim
+        }
+        guard SL_TupleCheck(given) != 0, (2...3).contains(PyTuple_Size(given)), let codes = PyTuple_GetItem(given, 1),
               SL_TupleCheck(codes) != 0, PyTuple_Size(codes) == dtypes.count,
               let deviceType = Int32(exactly: PyLong_AsLong(PyTuple_GetItem(given, 0)!))
         else {
             PyErr_Clear()
-            raise(SL_ExcValueError(), "reader is (launch_device_type, one dtype code per dtype)")
+            raise(SL_ExcValueError(), "reader is (launch_device_type, one dtype code per dtype[, use_stream_shim])")
             return nil
         }
         var dtypeCodes: [Int32] = []
@@ -101,7 +110,7 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
     for (dtype, _) in dtypes { SL_IncRef(dtype) }
     if let accessors { for object in [accessors.dtype, accessors.dataPtr.callable, accessors.getDevice.callable] { SL_IncRef(object) } }
     Runtime.shared = Runtime(tensorTypes: types, dtypes: dtypes, reader: reader, accessors: accessors,
-                             currentStream: kept(args[2]), knobs: knobs, allocator: kept(args[6]),
+                             currentStream: kept(args[2]), streamShim: streamShim, knobs: knobs, allocator: kept(args[6]),
                              nullAllocatorType: kept(args[7]))
     return SL_NewRefNone()
 }
@@ -150,7 +159,7 @@ let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
 }
 
 nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {
-    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 10)
+    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 12)
     let fast = Int32(METH_FASTCALL)
     methods[0] = PyMethodDef(ml_name: strdup("configure"), ml_meth: unsafeBitCast(configureFunction, to: PyCFunction.self),
                              ml_flags: fast, ml_doc: nil)
@@ -173,7 +182,11 @@ nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef>
                              ml_flags: fast, ml_doc: nil)
     methods[8] = PyMethodDef(ml_name: strdup("read_tensor"), ml_meth: unsafeBitCast(readTensorFunction, to: PyCFunction.self),
                              ml_flags: Int32(METH_O), ml_doc: nil)
-    methods[9] = PyMethodDef()
+    methods[9] = PyMethodDef(ml_name: strdup("stream_shim_probe"),
+                             ml_meth: streamShimProbeFunction, ml_flags: Int32(METH_O), ml_doc: nil)
+    methods[10] = PyMethodDef(ml_name: strdup("current_stream"), ml_meth: currentStreamFunction,
+                              ml_flags: Int32(METH_O), ml_doc: nil)
+    methods[11] = PyMethodDef()
     return methods
 }()
 

@@ -18,6 +18,8 @@ final class Runtime {
     let accessors: TensorAccessors?
     /// `torch._C._cuda_getCurrentRawStream`; nil without CUDA.
     let currentStream: BuiltinCall?
+    /// The same answer through torch's C shim, when the glue validated it.
+    let streamShim: TorchStreamShim?
     let knobs: KnobGuards?
     /// `triton.runtime._allocation._allocator` (a ContextVar) and `NullAllocator`.
     let allocator: PyPtr?
@@ -35,6 +37,7 @@ final class Runtime {
         nativeReader = nil
         accessors = nil
         currentStream = nil
+        streamShim = nil
         knobs = nil
         allocator = nil
         nullAllocatorType = nil
@@ -46,7 +49,7 @@ final class Runtime {
     /// `reader`: the probed shim reader's launch device type and torch's dtype code for each entry of
     /// `dtypes`, or nil to read through `accessors`.
     init(tensorTypes: [PyPtr], dtypes: [(PyPtr, String)], reader: (launchDeviceType: Int32, dtypeCodes: [Int32])?,
-         accessors: TensorAccessors?, currentStream: PyPtr?, knobs: KnobGuards?, allocator: PyPtr?,
+         accessors: TensorAccessors?, currentStream: PyPtr?, streamShim: TorchStreamShim?, knobs: KnobGuards?, allocator: PyPtr?,
          nullAllocatorType: PyPtr?) {
         self.tensorTypes = (tensorTypes.first.map(UnsafeMutableRawPointer.init),
                             tensorTypes.dropFirst().first.map(UnsafeMutableRawPointer.init))
@@ -73,6 +76,7 @@ final class Runtime {
         }
         self.accessors = accessors
         self.currentStream = currentStream.map { BuiltinCall(function: $0) }
+        self.streamShim = streamShim
         self.knobs = knobs
         self.allocator = allocator
         self.nullAllocatorType = nullAllocatorType

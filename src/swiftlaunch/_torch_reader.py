@@ -116,5 +116,30 @@ def configure_reader(native, dtypes, launch_device_type: str = "cuda"):
             dtype_codes.append(code)
     except (RuntimeError, TypeError, ValueError, OSError, AttributeError) as error:
         return None, f"python accessors (the native reader could not be set up: {error})"
-    status = f"native (torch's C shim, handle at +{offset}, checked on {len(probes)} probes and {len(dtypes)} dtypes)"
-    return (codes[launch_device_type], tuple(dtype_codes)), status
+    use_stream_shim, stream_status = _stream_shim(native) if launch_device_type == "cuda" else (False, "")
+    status = (f"native (torch's C shim, handle at +{offset}, checked on {len(probes)} probes and "
+              f"{len(dtypes)} dtypes){stream_status}")
+    return (codes[launch_device_type], tuple(dtype_codes), use_stream_shim), status
+
+
+def _stream_shim(native):
+    """Whether the core may read torch's current stream through the CUDA shim, and a note for the
+    status line: only when it answers what `torch._C._cuda_getCurrentRawStream` answers on every
+    device, on the default stream and inside a `torch.cuda.stream` block."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, ""
+    library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cuda.so")
+    if not native.stream_shim_probe(library):
+        return False, "; stream: torch._C._cuda_getCurrentRawStream (no CUDA shim)"
+    query = torch._C._cuda_getCurrentRawStream
+    for device in range(torch.cuda.device_count()):
+        if native.current_stream(device) != query(device):
+            return False, f"; stream: torch._C._cuda_getCurrentRawStream (the shim disagreed on device {device})"
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        device = torch.cuda.current_device()
+        if not native.current_stream(device) == query(device) == side.cuda_stream:
+            return False, "; stream: torch._C._cuda_getCurrentRawStream (the shim disagreed in a stream block)"
+    return True, "; stream: torch's C shim"

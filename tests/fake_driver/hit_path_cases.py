@@ -781,7 +781,10 @@ def test_more_keywords_than_a_call_binds(fake):
 def test_option_names_per_kernel_are_bounded(fake):
     # A kernel keys on at most 256 distinct option names; the next new one goes to Triton, names it
     # knows still bind.
-    fast, args, kwargs, _ = seeded_add()
+    # A kernel of its own: `fast()` keeps one wrapper per kernel, and other tests add option names.
+    fast = swiftlaunch.fast(triton.jit(kernels.add_kernel.fn))
+    args, kwargs = add_call()
+    seed(fast, args, kwargs)
     for batch in range(8):
         names = {f"option_{batch}_{i}": 0 for i in range(32)}
         assert fast.key(DEVICE, *args, **kwargs, **names) is not None
