@@ -26,7 +26,8 @@ native = _loader.native
 dtype, data_ptr, _, probe = _runtime.tensor_access()
 native.configure((torch.Tensor, torch.nn.Parameter), _runtime.triton_dtype_names(),
                  abs, knobs.runtime, knobs.compilation, knobs.HookChain,
-                 _allocation._allocator, _allocation.NullAllocator, (dtype, data_ptr, callable, probe))
+                 _allocation._allocator, _allocation.NullAllocator, (dtype, data_ptr, callable, probe), None,
+                 tuple(int(v) for v in _runtime.triton_family(triton.__version__).split(".")))
 _runtime._configured = True
 
 fast = _triton.fast(kernels.add_kernel)

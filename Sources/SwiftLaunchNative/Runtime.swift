@@ -22,6 +22,8 @@ final class Runtime {
     /// `triton.runtime._allocation._allocator` (a ContextVar) and `NullAllocator`.
     let allocator: PyPtr?
     let nullAllocatorType: PyPtr?
+    /// What differs between Triton releases, picked once at configure time from the installed version.
+    let rules: TritonRules
     /// The CUDA driver, or why it could not be loaded.
     let driver: DynamicDriver?
     let driverError: String
@@ -38,6 +40,7 @@ final class Runtime {
         knobs = nil
         allocator = nil
         nullAllocatorType = nil
+        rules = .triton3_6
         driver = nil
         driverError = "not configured"
     }
@@ -47,7 +50,7 @@ final class Runtime {
     /// `dtypes`, or nil to read through `accessors`.
     init(tensorTypes: [PyPtr], dtypes: [(PyPtr, String)], reader: (launchDeviceType: Int32, dtypeCodes: [Int32])?,
          accessors: TensorAccessors?, currentStream: PyPtr?, knobs: KnobGuards?, allocator: PyPtr?,
-         nullAllocatorType: PyPtr?) {
+         nullAllocatorType: PyPtr?, rules: TritonRules) {
         self.tensorTypes = (tensorTypes.first.map(UnsafeMutableRawPointer.init),
                             tensorTypes.dropFirst().first.map(UnsafeMutableRawPointer.init))
         var elementTypes = ElementTypes(tritonNames: [])
@@ -76,6 +79,7 @@ final class Runtime {
         self.knobs = knobs
         self.allocator = allocator
         self.nullAllocatorType = nullAllocatorType
+        self.rules = rules
         do throws(DynamicDriver.LoadError) {
             driver = try DynamicDriver()
             driverError = ""

@@ -37,9 +37,11 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
     var defaultObjects: [PyPtr?] = []
     for index in 0..<count {
         nameObjects.append(PyTuple_GetItem(names, index)!)
-        // (is_constexpr, is_const, specialize, align, annotation or None)
-        guard let item = PyTuple_GetItem(traits, index), SL_TupleCheck(item) != 0, PyTuple_Size(item) == 5 else {
-            raise(SL_ExcValueError(), "each trait is (is_constexpr, is_const, specialize, align, annotation)")
+        // (is_constexpr, is_const, specialize, align, annotation or None[, kind])
+        guard let item = PyTuple_GetItem(traits, index), SL_TupleCheck(item) != 0,
+              PyTuple_Size(item) == 5 || PyTuple_Size(item) == 6
+        else {
+            raise(SL_ExcValueError(), "each trait is (is_constexpr, is_const, specialize, align, annotation[, kind])")
             return nil
         }
         var trait = ParameterTraits()
@@ -55,6 +57,19 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
                 return nil
             }
             trait.annotation = type
+        }
+        if PyTuple_Size(item) == 6 {
+            // `inspect.Parameter.kind.name`
+            switch swiftString(PyTuple_GetItem(item, 5)!) {
+            case "POSITIONAL_OR_KEYWORD"?: trait.kind = .positionalOrKeyword
+            case "VAR_POSITIONAL"?: trait.kind = .varPositional
+            case "KEYWORD_ONLY"?: trait.kind = .keywordOnly
+            case "VAR_KEYWORD"?: trait.kind = .varKeyword
+            default:
+                PyErr_Clear()
+                raise(SL_ExcValueError(), "parameter kind not handled")
+                return nil
+            }
         }
         traitValues.append(trait)
         // (has_default, value)
@@ -72,11 +87,17 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
         }
         implicitOptions.append((PyTuple_GetItem(pair, 0)!, PyTuple_GetItem(pair, 1)!))
     }
+    let rules = Runtime.shared.rules
+    guard let positionalLimit = rules.positionalLimit(traitValues.map(\.kind)) else {
+        raise(SL_ExcValueError(), "a *args parameter binds as a tuple under \(rules)")
+        return nil
+    }
     // Triton keeps the per-kernel guards in the function's instance dict; a JITFunction always has one.
     guard let functionDict = PyObject_GenericGetDict(function, nil) else { return nil }
     defer { SL_DecRef(functionDict) }
     return KernelState(function: function, functionDict: functionDict, missHandler: miss, names: nameObjects,
-                       traits: traitValues, defaults: defaultObjects, implicitOptions: implicitOptions)
+                       traits: traitValues, defaults: defaultObjects, implicitOptions: implicitOptions,
+                       positionalLimit: positionalLimit)
 }
 
 let kernelDealloc: @convention(c) (PyPtr?) -> Void = { object in
@@ -212,7 +233,11 @@ let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
         function: function, numWarps: numWarps, numCTAs: numCTAs, sharedMemory: shared,
         cooperative: PyObject_IsTrue(PyTuple_GetItem(info, 4)!) == 1,
         pdl: PyObject_IsTrue(PyTuple_GetItem(info, 5)!) == 1,
-        globalScratchSize: Int(numbers[4]), globalScratchAlign: Int(numbers[5]), slots: slots)
+        globalScratchSize: Int(numbers[4]), globalScratchAlign: Int(numbers[5]), slots: slots,
+        rules: Runtime.shared.rules)
+    // Triton's `_launch` has room for four attributes; a kernel that needs more makes it write past
+    // its array, which nothing can reproduce.
+    guard launch.launchAttributeCount <= TritonRules.maxLaunchAttributes else { return SL_NewRefFalse() }
     let entry = CacheEntry(compiled: compiled, launch: launch)
     guard withKeyWords(token, { state.cache.insert($0, value: entry) }) != nil else { return nil }
     return SL_NewRefTrue()
