@@ -226,11 +226,12 @@ def active_driver():
     config._active = saved
 
 
-def test_launch_info_accepts_a_plain_kernel(family, active_driver):
+@pytest.mark.parametrize("metadata", [{}, {"fpsan_homomorphic_casts": False}])
+def test_launch_info_accepts_a_plain_kernel(family, active_driver, metadata):
     from swiftlaunch import _triton
 
     active_driver(CudaDriver())
-    info, why = _triton._launch_info(add_kernel, _compiled())
+    info, why = _triton._launch_info(add_kernel, _compiled(**metadata))
     assert why is None and info[0] == 0xF00D and info[-1] == ("*fp32", "*fp32", "*fp32", "i32", "constexpr")
 
 
@@ -239,6 +240,8 @@ def test_launch_info_accepts_a_plain_kernel(family, active_driver):
     ({"instrumentation_mode": "consan,fpsan"}, "instrumentation"),
     ({"profile_scratch_size": 64}, "profile scratch"),
     ({"tensordesc_meta": [{}]}, "tensor descriptors"),
+    ({"fpsan_homomorphic_casts": True}, "fpsan knob set"),
+    ({"fpsan_homomorphic_casts": 0}, "fpsan knob set"),  # keyed as 0, not False
 ])
 def test_launch_info_refuses(family, active_driver, metadata, reason):
     from swiftlaunch import _triton

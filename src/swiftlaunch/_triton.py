@@ -85,6 +85,10 @@ def _launch_info(fn: JITFunction, compiled):
     # keeps such calls from the core; this keeps such kernels out of its cache too.
     if getattr(metadata, "instrumentation_mode", ""):
         return None, "instrumentation"
+    # 3.9 keys kernels on `knobs.compilation.fpsan_homomorphic_casts`; the core launches only while it
+    # reads False, so only a kernel compiled (and keyed) with False may be cached.
+    if getattr(metadata, "fpsan_homomorphic_casts", False) is not False:
+        return None, "fpsan knob set"
     if compiled.function is None:
         return None, "kernel not loaded"
     signature = compiled.src.signature
@@ -133,7 +137,7 @@ def remember(kernel, fn: JITFunction, token, spec, compiled, args, kwargs) -> No
         count_fallback(why)
         return
     if not kernel.insert(token, compiled, info):
-        count_fallback("signature not handled")
+        count_fallback("signature or launch attributes not handled")
 
 
 def _triton_miss(fn: JITFunction):
