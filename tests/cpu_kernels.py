@@ -13,3 +13,13 @@ def mixed_kernel(a, b, c, d, e, f, g, h):
 @triton.jit(do_not_specialize=["d"], do_not_specialize_on_alignment=["e"])
 def flags_kernel(a, b, c, d, e, f: tl.int32, g: tl.float16, h: tl.constexpr):
     pass
+
+
+@triton.jit
+def keyword_only_kernel(x, y, *, n, BLOCK: tl.constexpr = 16):
+    pass
+
+
+@triton.jit
+def var_positional_kernel(x, *rest):
+    pass

@@ -227,7 +227,7 @@ if FAKE_DRIVER:
 
     n.configure((torch.Tensor, torch.nn.Parameter), _runtime.triton_dtype_names(), abs, knobs.runtime,
                 knobs.compilation, knobs.HookChain, _allocation._allocator, _allocation.NullAllocator,
-                _runtime.tensor_access(), None)
+                _runtime.tensor_access(), None, (3, 6))
     triton.set_allocator(lambda size, align, stream: torch.empty(max(int(size), 0), dtype=torch.int8))
 
 TABLES = {fn: _triton.parameter_tables(fn) for fn in (add_kernel, mixed_kernel, flags_kernel)}
@@ -419,11 +419,11 @@ def target_jit_getitem():
 
 def target_configure_refused():
     # Arguments configure must refuse (the real configuration stays in place).
-    args = [(torch.Tensor,), (), None, None, None, None, None, None, None, None]
+    args = [(torch.Tensor,), (), None, None, None, None, None, None, None, None, (3, 6)]
     broken = rng.random()
     if broken < 0.25:
         args = some_args(0, 12)
-        if len(args) == 10:
+        if len(args) == 11:
             args.append(None)
     elif broken < 0.5:
         args[0] = rng.choice([5, "x", None, (5,), (int, 5), Raises(), [torch.Tensor]])
@@ -447,9 +447,10 @@ def target_configure_fuzzed():
     real = [(torch.Tensor, torch.nn.Parameter), DTYPE_NAMES[:rng.randint(0, 30)],
             rng.choice([None, abs, raising_callable, none_callable, Raises()]), knobs.runtime, knobs.compilation,
             knobs.HookChain, _allocation._allocator, _allocation.NullAllocator, _runtime.tensor_access(),
-            rng.choice([None, (0, ()), (0, (), True), (Raises(), ()), (0, (1, 2)), (0, ("x",))])]
+            rng.choice([None, (0, ()), (0, (), True), (Raises(), ()), (0, (1, 2)), (0, ("x",))]),
+            rng.choice([(3, 6), (3, 9), (3, 5), (4, 0), (3,), "3.6", (2**70, 1)])]
     for _ in range(rng.randint(0, 3)):
-        real[rng.randrange(10)] = nested()
+        real[rng.randrange(11)] = nested()
     return n.configure, real, {}
 
 

@@ -24,7 +24,7 @@ PRELUDE = textwrap.dedent(
     import sys
     from swiftlaunch import _native as n
 
-    n.configure((), (), None, None, None, None, None, None, None, None)  # loads the driver, if any
+    n.configure((), (), None, None, None, None, None, None, None, None, (3, 6))  # loads the driver, if any
 
     def f(a, B):
         pass
@@ -103,7 +103,7 @@ CASES = {
                 return 0
         allocator = contextvars.ContextVar("allocator")
         allocator.set(lambda size, align, stream: Buffer())
-        n.configure((), (), abs, RuntimeKnobs(), CompilationKnobs(), HookChain, allocator, HookChain, None, None)
+        n.configure((), (), abs, RuntimeKnobs(), CompilationKnobs(), HookChain, allocator, HookChain, None, None, (3, 6))
         f.pre_run_hooks, f.debug, f.used_global_vals = [], False, {}
         hit = n.Kernel(f, miss, ("a", "B"), (TRAIT, CONSTEXPR), ((False, None), (False, None)), ())
         assert hit.insert(hit.key(0, 5, 64), object(), (0, 4, 1, 0, False, False, 128, 16, ("i32", "constexpr")))
@@ -155,14 +155,14 @@ CASES = {
     "count_fallback not a str": "expect(TypeError, lambda: n.count_fallback(5))",
     "jit_getitem not a class": "expect(TypeError, lambda: n.jit_getitem(5))",
     "configure wrong count": "expect(TypeError, lambda: n.configure())",
-    "configure tensor types not a tuple": "expect(TypeError, lambda: n.configure(5, (), None, None, None, None, None, None, None, None))",
-    "configure dtype object None": "expect(TypeError, lambda: n.configure((), ((None, 'fp32'),), None, None, None, None, None, None, None, None))",
-    "configure dtypes not a tuple": "expect(TypeError, lambda: n.configure((), 'fp32', None, None, None, None, None, None, None, None))",
+    "configure tensor types not a tuple": "expect(TypeError, lambda: n.configure(5, (), None, None, None, None, None, None, None, None, (3, 6)))",
+    "configure dtype object None": "expect(TypeError, lambda: n.configure((), ((None, 'fp32'),), None, None, None, None, None, None, None, None, (3, 6)))",
+    "configure dtypes not a tuple": "expect(TypeError, lambda: n.configure((), 'fp32', None, None, None, None, None, None, None, None, (3, 6)))",
     "configure accessors of another type": textwrap.dedent(
         """
         # A method bound to a list would be called directly on every "tensor" (here: ints).
         access = (list.__dict__['__len__'], list.clear, list.copy, [])
-        expect(ValueError, lambda: n.configure((int,), (), None, None, None, None, None, None, access, None))
+        expect(ValueError, lambda: n.configure((int,), (), None, None, None, None, None, None, access, None, (3, 6)))
         """),
     "configure accessor returning another builtin": textwrap.dedent(
         """
@@ -172,7 +172,7 @@ CASES = {
             def __get__(self, obj, cls=None):
                 return [].clear
         access = (int.__dict__['real'], Sneaky(), Sneaky(), 0)
-        n.configure((int,), ((5, 'fp32'),), None, None, None, None, None, None, access, None)
+        n.configure((int,), ((5, 'fp32'),), None, None, None, None, None, None, access, None, (3, 6))
         expect(Exception, lambda: n.specialize(5, False, True, True))
         assert k.key(0, 5, 64) is None  # an int now reads as a "tensor", and fails to
         """),

@@ -1,6 +1,8 @@
-"""The version gate, without a GPU: an untested Triton passes every call through with one warning and
-says why; the override turns the core back on; missing features and configure errors pass through
-instead of raising from a user's call."""
+"""The version gate, without a GPU: a GPU-verified Triton runs natively; a CPU-checked one (3.7-3.9)
+passes every call through with one warning saying so unless SWIFTLAUNCH_ALLOW_UNTESTED=1; an untested
+one (3.4, 3.5, 3.10, ...) passes through and says why, and one without launch rules passes through
+even with the override; missing features and configure errors pass through instead of raising from a
+user's call. Runs against whichever Triton is installed (CI runs it against each supported release)."""
 
 import json
 import os
@@ -25,10 +27,11 @@ PROBE = """
         jit_kind = type(swiftlaunch.jit(add_kernel.fn)._swiftlaunch_kernel()).__name__
         launcher_kind = type(swiftlaunch.Launcher()).__name__
         report = info.collect()
+        from swiftlaunch import _runtime
     print(json.dumps({{
         "available": available, "error": swiftlaunch.native_error(), "kernels": kernels, "jit": jit_kind,
         "launcher": launcher_kind, "native_path": report.get("native_path"),
-        "pass_through": swiftlaunch.stats().get("pass_through"),
+        "pass_through": swiftlaunch.stats().get("pass_through"), "rules": _runtime.rules_family,
         "warnings": [str(w.message) for w in caught if "swiftlaunch" in str(w.message)],
     }}))
 """
@@ -48,14 +51,26 @@ def needs_core(native):
     return native
 
 
+def installed():
+    """`(version, family)` of the installed Triton."""
+    import triton
+
+    from swiftlaunch import _runtime
+
+    return triton.__version__, _runtime.triton_family(triton.__version__)
+
+
 @pytest.fixture
 def regate(monkeypatch):
     """Runs the gate again in this process under patched conditions, and restores the configured core
-    afterwards (configuring twice is allowed: the core keeps every runtime it was given)."""
+    afterwards (configuring twice is allowed: the core keeps every runtime it was given). The override
+    is off unless a test sets it."""
     import warnings
 
     import swiftlaunch
     from swiftlaunch import _runtime
+
+    monkeypatch.delenv("SWIFTLAUNCH_ALLOW_UNTESTED", raising=False)
 
     def run():
         _runtime._configured = False
@@ -72,17 +87,39 @@ def regate(monkeypatch):
     assert _runtime.ensure_configured()
 
 
-def test_tested_version_runs_natively():
+def test_installed_version_by_default():
+    from swiftlaunch import _runtime
+
+    version, family = installed()
     result = probe()
+    if family in _runtime.TESTED_TRITON:
+        assert result["available"] and result["error"] == ""
+        assert result["kernels"] == ["FastKernel"] * 3 and result["jit"] == "FastKernel"
+        assert result["launcher"] == "Launcher" and result["native_path"] == "in use"
+        assert result["pass_through"] is None and result["warnings"] == []
+    else:
+        assert family in _runtime.CPU_CHECKED_TRITON, f"CI runs only supported releases, not {version}"
+        reason = (f"triton {version} is checked on CPU only, not yet on a GPU (GPU-verified: 3.6.x; "
+                  "SWIFTLAUNCH_ALLOW_UNTESTED=1 runs it natively)")
+        assert not result["available"] and result["error"] == reason
+        assert result["kernels"] == ["PassThroughKernel"] * 3 and result["jit"] == "PassThroughKernel"
+        assert result["native_path"] == f"pass-through ({reason})" and result["pass_through"] == reason
+        assert len(result["warnings"]) == 1 and reason in result["warnings"][0]
+
+
+def test_installed_version_with_the_override():
+    _, family = installed()
+    result = probe(SWIFTLAUNCH_ALLOW_UNTESTED="1")
     assert result["available"] and result["error"] == ""
     assert result["kernels"] == ["FastKernel"] * 3 and result["jit"] == "FastKernel"
     assert result["launcher"] == "Launcher" and result["native_path"] == "in use"
-    assert result["pass_through"] is None and result["warnings"] == []
+    assert result["rules"] == family and result["warnings"] == []
 
 
 def test_untested_version_passes_through_with_one_warning():
     result = probe('triton.__version__ = "3.5.1"')
-    reason = "triton 3.5.1 is not a tested version (tested: 3.6.x; SWIFTLAUNCH_ALLOW_UNTESTED=1 overrides)"
+    reason = ("triton 3.5.1 is not a tested version (tested: 3.6.x; CPU-checked: 3.7.x, 3.8.x, 3.9.x; "
+              "SWIFTLAUNCH_ALLOW_UNTESTED=1 overrides)")
     assert not result["available"] and result["error"] == reason
     assert result["kernels"] == ["PassThroughKernel"] * 3 and result["jit"] == "PassThroughKernel"
     assert result["launcher"] == "function"  # Helion's own launcher behind a counting wrapper
@@ -90,7 +127,7 @@ def test_untested_version_passes_through_with_one_warning():
     assert len(result["warnings"]) == 1 and reason in result["warnings"][0]
 
 
-@pytest.mark.parametrize("version", ["3.4.0", "3.7.1", "3.8.0", "3.9.0", "3.60.0", "4.0.0"])
+@pytest.mark.parametrize("version", ["3.4.0", "3.5.0", "3.5.1", "3.10.0", "3.60.0", "4.0.0", "nightly"])
 def test_other_untested_versions_pass_through(regate, monkeypatch, version):
     import triton
 
@@ -100,36 +137,118 @@ def test_other_untested_versions_pass_through(regate, monkeypatch, version):
     assert len(warnings) == 1 and error in warnings[0]
 
 
-def test_a_patch_release_of_a_tested_version_runs_natively(regate, monkeypatch):
+@pytest.mark.parametrize("version", ["3.4.0", "3.5.1", "3.10.0", "4.0.0"])
+def test_no_launch_rules_pass_through_even_with_the_override(regate, monkeypatch, version):
     import triton
 
-    monkeypatch.setattr(triton, "__version__", "3.6.1")
-    assert regate() == ([True] * 3, "", [])
-
-
-def test_override_runs_an_untested_version_natively(regate, monkeypatch):
-    import triton
-
-    monkeypatch.setattr(triton, "__version__", "3.9.0")
+    monkeypatch.setattr(triton, "__version__", version)
     monkeypatch.setenv("SWIFTLAUNCH_ALLOW_UNTESTED", "1")
+    available, error, warnings = regate()
+    assert available == [False] * 3
+    assert error == f"swiftlaunch has no launch rules for triton {version} (it has rules for 3.6.x, 3.7.x, 3.8.x, 3.9.x)"
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("version", ["3.7.0", "3.7.1", "3.8.0", "3.9.0", "3.9.1", "3.8.0+git1234abc"])
+def test_cpu_checked_versions_need_the_override(regate, monkeypatch, version):
+    import triton
+
+    monkeypatch.setattr(triton, "__version__", version)
+    available, error, warnings = regate()
+    assert available == [False] * 3
+    assert error == (f"triton {version} is checked on CPU only, not yet on a GPU (GPU-verified: 3.6.x; "
+                     "SWIFTLAUNCH_ALLOW_UNTESTED=1 runs it natively)")
+    assert len(warnings) == 1
+
+
+def test_a_patch_release_of_the_installed_version_runs_with_its_rules(regate, monkeypatch):
+    import triton
+
+    from swiftlaunch import _loader, _runtime
+
+    version, family = installed()
+    monkeypatch.setattr(triton, "__version__", f"{family}.99")
+    if family not in _runtime.TESTED_TRITON:
+        monkeypatch.setenv("SWIFTLAUNCH_ALLOW_UNTESTED", "1")
     assert regate() == ([True] * 3, "", [])
+    assert _loader.native.rules() == family == _runtime.rules_family
+
+
+def test_override_picks_each_releases_rules(regate, monkeypatch):
+    """3.7 and 3.8 need nothing the installed Triton lacks, whatever it is: the gate picks their rules."""
+    import triton
+
+    from swiftlaunch import _loader
+
+    monkeypatch.setenv("SWIFTLAUNCH_ALLOW_UNTESTED", "1")
+    for version, family in (("3.7.1", "3.7"), ("3.8.0", "3.8")):
+        monkeypatch.setattr(triton, "__version__", version)
+        assert regate() == ([True] * 3, "", [])
+        assert _loader.native.rules() == family
+
+
+def test_3_9_rules_need_its_fpsan_knob(regate, monkeypatch):
+    import triton
+
+    _, family = installed()
+    monkeypatch.setenv("SWIFTLAUNCH_ALLOW_UNTESTED", "1")
+    monkeypatch.setattr(triton, "__version__", "3.9.0")
+    available, error, _ = regate()
+    if family == "3.9":
+        assert available == [True] * 3 and error == ""
+    else:  # an older Triton dressed up as 3.9 has no such knob: the core must not pretend to read it
+        assert available == [False] * 3 and error == "triton 3.9.0: lacks fpsan_homomorphic_casts"
+
+
+def test_3_9_fpsan_knob_must_be_tritons_env_bool(regate, monkeypatch):
+    from triton import knobs
+
+    version, family = installed()
+    if family != "3.9":
+        pytest.skip("triton 3.9's fpsan_homomorphic_casts knob")
+
+    class Lookalike(knobs.env_bool):
+        def __get__(self, obj, objclass):
+            return True
+
+    lookalike = Lookalike("TRITON_FPSAN_HOMOMORPHIC_CASTS")
+    lookalike.name = "fpsan_homomorphic_casts"
+    monkeypatch.setenv("SWIFTLAUNCH_ALLOW_UNTESTED", "1")
+    owner = type(knobs.compilation)
+    original = owner.__dict__["fpsan_homomorphic_casts"]  # getattr on the class would run its __get__
+    owner.fpsan_homomorphic_casts = lookalike
+    try:
+        available, error, _ = regate()
+    finally:
+        owner.fpsan_homomorphic_casts = original
+    assert available == [False] * 3
+    assert error == f"triton {version}: fpsan_homomorphic_casts is not the env_bool knob the core reads"
+
+
+def _override_for_installed(monkeypatch):
+    from swiftlaunch import _runtime
+
+    if installed()[1] not in _runtime.TESTED_TRITON:
+        monkeypatch.setenv("SWIFTLAUNCH_ALLOW_UNTESTED", "1")
 
 
 def test_missing_feature_passes_through(regate, monkeypatch):
     import triton._C.libtriton as lib
 
+    _override_for_installed(monkeypatch)
     monkeypatch.delattr(lib, "native_specialize_impl")
     available, error, warnings = regate()
-    assert available == [False] * 3 and error == "triton 3.6.0 has no native_specialize_impl"
+    assert available == [False] * 3 and error == f"triton {installed()[0]} has no native_specialize_impl"
     assert len(warnings) == 1
 
 
 def test_missing_knob_passes_through(regate, monkeypatch):
     from triton import knobs
 
+    _override_for_installed(monkeypatch)
     monkeypatch.delattr(type(knobs.runtime), "add_stages_inspection_hook")
     available, error, _ = regate()
-    assert available == [False] * 3 and error == "triton 3.6.0 lacks add_stages_inspection_hook"
+    assert available == [False] * 3 and error == f"triton {installed()[0]} lacks add_stages_inspection_hook"
 
 
 def test_configure_error_passes_through_instead_of_raising(regate, monkeypatch):
@@ -138,6 +257,8 @@ def test_configure_error_passes_through_instead_of_raising(regate, monkeypatch):
     import swiftlaunch
     from swiftlaunch import _runtime
     from swiftlaunch.bench.kernels import add_kernel
+
+    _override_for_installed(monkeypatch)
 
     def broken():
         raise AttributeError("no dtype table today")
@@ -152,6 +273,8 @@ def test_configure_error_passes_through_instead_of_raising(regate, monkeypatch):
 def test_knob_behind_a_descriptor_passes_through(regate, monkeypatch):
     from triton import knobs
 
+    _override_for_installed(monkeypatch)
+
     class Descriptor:
         def __get__(self, obj, owner=None):
             return False
@@ -161,4 +284,4 @@ def test_knob_behind_a_descriptor_passes_through(regate, monkeypatch):
 
     monkeypatch.setattr(type(knobs.runtime), "debug", Descriptor())
     available, error, _ = regate()
-    assert available == [False] * 3 and error == "triton 3.6.0 reads debug through a descriptor"
+    assert available == [False] * 3 and error == f"triton {installed()[0]} reads debug through a descriptor"

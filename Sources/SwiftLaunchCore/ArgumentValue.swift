@@ -23,14 +23,18 @@ public struct ParameterTraits: Equatable, Sendable {
     public var alignment: Bool
     /// Triton's `annotation_type`: a canonical scalar or pointer type the parameter is declared with.
     public var annotation: ScalarType?
+    /// The Python parameter kind; how a call binds to it depends on the Triton release
+    /// (`TritonRules.positionalLimit`).
+    public var kind: ParameterKind
 
     public init(isConstexpr: Bool = false, isConst: Bool = false, specialize: Bool = true,
-                alignment: Bool = true, annotation: ScalarType? = nil) {
+                alignment: Bool = true, annotation: ScalarType? = nil, kind: ParameterKind = .positionalOrKeyword) {
         self.isConstexpr = isConstexpr
         self.isConst = isConst
         self.specialize = specialize
         self.alignment = alignment
         self.annotation = annotation
+        self.kind = kind
     }
 }
 

@@ -50,9 +50,13 @@ public struct LaunchConfig: Equatable, Sendable {
     public var cooperative: Bool
     public var pdl: Bool
     public var numCTAs: UInt32
+    /// Triton 3.8+ above 228 KiB of shared memory: `CU_LAUNCH_ATTRIBUTE_SHARED_MEMORY_MODE =
+    /// CU_SHARED_MEMORY_MODE_ALLOW_OVERSIZED_SHARED_MEMORY`, the first attribute of the list.
+    public var oversizedSharedMemory: Bool
 
     public init(function: UInt64, gridX: UInt32, gridY: UInt32, gridZ: UInt32, blockX: UInt32,
-                sharedMemory: UInt32, stream: UInt64, cooperative: Bool, pdl: Bool, numCTAs: UInt32) {
+                sharedMemory: UInt32, stream: UInt64, cooperative: Bool, pdl: Bool, numCTAs: UInt32,
+                oversizedSharedMemory: Bool = false) {
         self.function = function
         self.gridX = gridX
         self.gridY = gridY
@@ -63,6 +67,7 @@ public struct LaunchConfig: Equatable, Sendable {
         self.cooperative = cooperative
         self.pdl = pdl
         self.numCTAs = numCTAs
+        self.oversizedSharedMemory = oversizedSharedMemory
     }
 }
 
@@ -167,6 +172,12 @@ public struct DynamicDriver: Driver {
         withUnsafeMutableBytes(of: &attributes) { bytes in
             // Sound: a homogeneous tuple of four is laid out as a C array of four.
             let list = bytes.baseAddress!.assumingMemoryBound(to: CUlaunchAttribute.self)
+            // Triton 3.8+ puts this one first; kernels that would need a fifth attribute are never cached.
+            if config.oversizedSharedMemory {
+                list[Int(numAttributes)].id = Int32(CU_LAUNCH_ATTRIBUTE_SHARED_MEMORY_MODE)
+                list[Int(numAttributes)].value.sharedMemoryMode = Int32(CU_SHARED_MEMORY_MODE_ALLOW_OVERSIZED_SHARED_MEMORY)
+                numAttributes += 1
+            }
             if config.pdl {
                 list[Int(numAttributes)].id = Int32(CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
                 list[Int(numAttributes)].value.programmaticStreamSerializationAllowed = 1

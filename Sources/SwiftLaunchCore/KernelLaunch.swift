@@ -15,6 +15,22 @@ public struct CompiledLaunch: Equatable, Sendable {
     }
     /// Kernel parameters: the non-dropped slots plus Triton's two hidden scratch pointers.
     public private(set) var parameterCount: Int
+    /// How this Triton release's launcher converts scalars (`TritonRules.conversion`).
+    public var conversion: TritonRules.ArgumentConversion
+    /// `TritonRules.oversizedSharedMemoryAbove`: the shared-memory size above which the launch asks
+    /// for oversized shared memory (nil: this release never does).
+    public var oversizedSharedMemoryAbove: UInt32?
+
+    /// Whether the launch carries `CU_LAUNCH_ATTRIBUTE_SHARED_MEMORY_MODE = ALLOW_OVERSIZED`.
+    public var oversizedSharedMemory: Bool {
+        oversizedSharedMemoryAbove.map { sharedMemory > $0 } ?? false
+    }
+
+    /// How many launch attributes Triton's `_launch` sets for this kernel. Above
+    /// `TritonRules.maxLaunchAttributes` Triton writes past its array: such kernels are never cached.
+    public var launchAttributeCount: Int {
+        (oversizedSharedMemory ? 1 : 0) + (pdl ? 1 : 0) + (cooperative ? 1 : 0) + (numCTAs != 1 ? 2 : 0)
+    }
 
     private static func parameterCount(_ slots: [ParameterSlot]) -> Int {
         slots.lazy.filter { $0 != .dropped }.count + 2
@@ -22,7 +38,7 @@ public struct CompiledLaunch: Equatable, Sendable {
 
     public init(function: UInt64, numWarps: UInt32, numCTAs: UInt32, sharedMemory: UInt32,
                 cooperative: Bool, pdl: Bool, globalScratchSize: Int = 0, globalScratchAlign: Int = 1,
-                slots: [ParameterSlot]) {
+                slots: [ParameterSlot], rules: TritonRules = .triton3_6) {
         self.function = function
         self.numWarps = numWarps
         self.numCTAs = numCTAs
@@ -33,6 +49,8 @@ public struct CompiledLaunch: Equatable, Sendable {
         self.globalScratchAlign = globalScratchAlign
         self.slots = slots
         self.parameterCount = Self.parameterCount(slots)
+        self.conversion = rules.conversion
+        self.oversizedSharedMemoryAbove = rules.oversizedSharedMemoryAbove
     }
 }
 
@@ -133,7 +151,8 @@ extension CompiledLaunch {
                         } catch { return .stepAside(error) }
                     case let .scalar(type):
                         do throws(PackingError) {
-                            word = try ParamPacker.pack(values[position], as: type, position: position)
+                            word = try ParamPacker.pack(values[position], as: type, position: position,
+                                                        conversion: conversion)
                         } catch { return .stepAside(.packing(error)) }
                     }
                     storage[next] = word
@@ -150,7 +169,8 @@ extension CompiledLaunch {
                 let config = LaunchConfig(
                     function: function, gridX: UInt32(grid.x), gridY: UInt32(grid.y), gridZ: UInt32(grid.z),
                     blockX: 32 &* numWarps, sharedMemory: sharedMemory, stream: stream,
-                    cooperative: cooperative, pdl: pdl, numCTAs: numCTAs)
+                    cooperative: cooperative, pdl: pdl, numCTAs: numCTAs,
+                    oversizedSharedMemory: oversizedSharedMemory)
                 do throws(DriverError) {
                     // `repetitions` > 1 only for the benchmark's floor: one packing, many launches.
                     for _ in 0..<repetitions {

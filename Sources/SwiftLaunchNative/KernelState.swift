@@ -39,10 +39,13 @@ final class KernelState {
     var optionNameCount = 0
     /// Options this launcher adds when the caller leaves them out (Helion's `launch_cooperative_grid`).
     let implicitOptions: UnsafeMutableBufferPointer<(name: PyPtr, value: PyPtr)>
+    /// The most positional arguments a call binds natively (`TritonRules.positionalLimit`): more go
+    /// to Triton, whose binder raises TypeError.
+    let positionalLimit: Int
 
     /// Borrows every object it is given and adds references of its own.
     init(function: PyPtr, functionDict: PyPtr, missHandler: PyPtr, names: [PyPtr], traits: [ParameterTraits],
-         defaults: [PyPtr?], implicitOptions: [(name: PyPtr, value: PyPtr)]) {
+         defaults: [PyPtr?], implicitOptions: [(name: PyPtr, value: PyPtr)], positionalLimit: Int) {
         precondition(names.count == traits.count && names.count == defaults.count, "one entry per parameter")
         for object in [function, functionDict, missHandler] + names + defaults.compactMap({ $0 })
             + implicitOptions.flatMap({ [$0.name, $0.value] }) {
@@ -51,6 +54,7 @@ final class KernelState {
         self.function = function
         self.functionDict = functionDict
         self.missHandler = missHandler
+        self.positionalLimit = positionalLimit
         self.names = .allocate(capacity: names.count)
         _ = self.names.initialize(from: names)
         self.traits = .allocate(capacity: traits.count)

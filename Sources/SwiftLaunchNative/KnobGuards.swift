@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import SwiftLaunchCore
 
 /// An attribute read straight from an instance's `__dict__`, as attribute lookup finds it when the
 /// class defines no data descriptor of that name (the glue's version gate checks that it does not). Names missing
@@ -14,7 +15,9 @@ func instanceAttribute(_ object: PyPtr, dict: PyPtr, _ name: PyPtr) -> PyPtr? {
 }
 
 /// Triton's knobs that make a launch do more than launch: `runtime.debug`, the launch enter/exit
-/// hooks, `runtime.add_stages_inspection_hook` and `compilation.instrumentation_mode`.
+/// hooks, `runtime.add_stages_inspection_hook` and `compilation.instrumentation_mode`; and, from
+/// Triton 3.9 on (`TritonRules.fpsanKnobInKey`), `compilation.fpsan_homomorphic_casts`, which joins
+/// the options key.
 ///
 /// Triton sets knobs on the two knob instances (`knobs.runtime.debug = True`, `scope()`, `reset()`
 /// all write their `__dict__`), and the class values are plain values. So a knob is the instance's
@@ -22,6 +25,13 @@ func instanceAttribute(_ object: PyPtr, dict: PyPtr, _ name: PyPtr) -> PyPtr? {
 /// are empty (the usual case) one size check each replaces every lookup. Hook chains are live
 /// objects: their `calls` lists are read on every call. Plain pointers and a static string, so the
 /// launch path copies it without reference counting; the objects are kept for the life of the process.
+///
+/// `fpsan_homomorphic_casts` is the one knob of these behind a data descriptor (`env_bool`): it reads
+/// the instance's `__dict__` entry when there is one, else `getenv("TRITON_FPSAN_HOMOMORPHIC_CASTS")`
+/// on every access. The core follows those semantics: it launches only while the knob reads `False`,
+/// the value every natively cached kernel was compiled and keyed with (the dict entry is exactly
+/// `False`, or there is none and the variable is unset, "" or "0"); anything else goes to Triton. The
+/// glue's version gate checks that the descriptor is Triton's own `env_bool` with that key.
 struct KnobGuards {
     let runtimeKnobs: PyPtr
     let compilationKnobs: PyPtr
@@ -39,10 +49,13 @@ struct KnobGuards {
     let classExitDict: PyPtr?
     /// Why every call steps aside while only class values apply (nil: none of them trips).
     let classVerdict: StaticString?
+    /// Triton 3.9+: guard `compilation.fpsan_homomorphic_casts` too.
+    let fpsanKnob: Bool
 
     /// Borrows nothing: holds new references for the life of the process. Nil, with a Python error
     /// set, when the knobs cannot be read.
-    init?(runtime: PyPtr, compilation: PyPtr, hookChainType: PyPtr) {
+    init?(runtime: PyPtr, compilation: PyPtr, hookChainType: PyPtr, rules: TritonRules) {
+        fpsanKnob = rules.fpsanKnobInKey
         func classValue(_ owner: PyPtr, _ name: PyPtr) -> PyPtr? {
             guard let type = PyObject_Type(owner) else { return nil }
             defer { SL_DecRef(type) }
@@ -99,9 +112,18 @@ struct KnobGuards {
             if !chainIsEmpty(classEnterHook, dict: classEnterDict) || !chainIsEmpty(classExitHook, dict: classExitDict) {
                 return "launch hook"
             }
+            if fpsanKnob && !Self.fpsanEnvironmentReadsFalse() { return "fpsan knob set" }
             return nil
         }
         return failureWithInstanceKnobs()
+    }
+
+    /// `getenv_bool("TRITON_FPSAN_HOMOMORPHIC_CASTS", False)` is False for certain: unset, "" or "0"
+    /// (what Triton's own knob setter writes for False). Other values step aside, whatever they parse to.
+    @inline(__always)
+    static func fpsanEnvironmentReadsFalse() -> Bool {
+        guard let value = getenv("TRITON_FPSAN_HOMOMORPHIC_CASTS") else { return true }
+        return value[0] == 0 || (value[0] == 0x30 && value[1] == 0)
     }
 
     private func failureWithInstanceKnobs() -> StaticString? {
@@ -133,8 +155,20 @@ struct KnobGuards {
             PyErr_Clear()
             return "stages inspection hook"
         }
-        defer { SL_DecRef(stages) }
-        return stages == SL_None() ? nil : "stages inspection hook"
+        let stagesSet = stages != SL_None()
+        SL_DecRef(stages)
+        if stagesSet { return "stages inspection hook" }
+        if fpsanKnob {
+            // The descriptor's `__get__`: the instance entry, transformed by nothing (`env_bool`), else the
+            // environment.
+            if let value = PyDict_GetItemWithError(compilationDict, Names.fpsanHomomorphicCasts) {
+                if value != SL_False() { return "fpsan knob set" }
+            } else {
+                if PyErr_Occurred() != nil { PyErr_Clear(); return "fpsan knob set" }
+                if !Self.fpsanEnvironmentReadsFalse() { return "fpsan knob set" }
+            }
+        }
+        return nil
     }
 
     /// `None`, or a `HookChain` with no calls.

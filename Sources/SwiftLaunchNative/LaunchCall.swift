@@ -24,7 +24,7 @@ struct LaunchCall {
         if probeDevice == nil, let reason = guardFailure() { return fallback(reason.description) }
         let count = state.names.count
         guard count <= maxParameters else { return fallback("too many parameters") }
-        guard positionalCount <= count else { return fallback("argument binding") }
+        guard positionalCount <= state.positionalLimit else { return fallback("argument binding") }
         let keywords = keywordCount
         guard keywords <= maxKeywordsPerCall else { return fallback("option not handled") }
         return withUnsafeTemporaryAllocation(of: PyPtr?.self, capacity: count) { bound -> PyPtr? in
@@ -341,7 +341,7 @@ struct LaunchCall {
                 continue
             }
             guard let info = try? driver.pointerInfo(newAddress) else {
-                raise(SL_ExcValueError(), "Pointer argument (at \(index)) cannot be accessed from Triton (cpu tensor?)")
+                raise(SL_ExcValueError(), runtime.rules.pointerNotAccessibleMessage(position: index))
                 return false
             }
             values[index] = .tensor(dtype: dtype, address: info.devicePointer, device: device)

@@ -2,7 +2,10 @@
 import SwiftLaunchCore
 
 /// `_native.configure(tensor_types, dtypes, current_stream, runtime_knobs, compilation_knobs,
-/// hook_chain_type, allocator, null_allocator_type, tensor_access, reader)`: called once by the glue.
+/// hook_chain_type, allocator, null_allocator_type, tensor_access, reader, triton_version)`: called
+/// once by the glue. `triton_version` is `(major, minor)` of the installed Triton: it picks the
+/// `TritonRules` every conversion, launch, binding and knob guard follows (ValueError if the core has
+/// none for that release).
 /// `dtypes` is a tuple of `(torch_dtype, triton_name)` pairs; `current_stream` may be None (no CUDA);
 /// `tensor_access` is `(dtype, data_ptr, get_device, probe)`: the first three from
 /// `torch._C.TensorBase`, `probe` an empty tensor; or None. `reader` is None (read tensors through
@@ -11,12 +14,13 @@ import SwiftLaunchCore
 /// the current stream through the shim `stream_shim_probe` found instead of `current_stream`.
 let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
     _, args, nargs in
-    guard let args, nargs == 10, let tensorTypes = args[0], let dtypeTuple = args[1],
+    guard let args, nargs == 11, let tensorTypes = args[0], let dtypeTuple = args[1],
           SL_TupleCheck(tensorTypes) != 0, SL_TupleCheck(dtypeTuple) != 0
     else {
-        raise(SL_ExcTypeError(), "configure takes 10 arguments, the first two tuples")
+        raise(SL_ExcTypeError(), "configure takes 11 arguments, the first two tuples")
         return nil
     }
+    guard let rules = tritonRules(args[10]!) else { return nil }
     // Every object kept below is kept for the life of the process, like the modules that own it.
     func kept(_ object: PyPtr?) -> PyPtr? {
         guard let object, object != SL_None() else { return nil }
@@ -101,7 +105,8 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
     }
     var knobs: KnobGuards?
     if args[3] != SL_None() && args[4] != SL_None() && args[5] != SL_None() {
-        guard let guards = KnobGuards(runtime: args[3]!, compilation: args[4]!, hookChainType: args[5]!)
+        guard let guards = KnobGuards(runtime: args[3]!, compilation: args[4]!, hookChainType: args[5]!,
+                                      rules: rules)
         else { return nil }
         knobs = guards
     }
@@ -110,9 +115,62 @@ let configureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_
     for (dtype, _) in dtypes { SL_IncRef(dtype) }
     if let accessors { for object in [accessors.dtype, accessors.dataPtr.callable, accessors.getDevice.callable] { SL_IncRef(object) } }
     Runtime.shared = Runtime(tensorTypes: types, dtypes: dtypes, reader: reader, accessors: accessors,
-                             currentStream: kept(args[2]), streamShim: streamShim, knobs: knobs, allocator: kept(args[6]),
-                             nullAllocatorType: kept(args[7]))
+                             currentStream: kept(args[2]), streamShim: streamShim, knobs: knobs,
+                             allocator: kept(args[6]), nullAllocatorType: kept(args[7]), rules: rules)
     return SL_NewRefNone()
+}
+
+/// The rules of `(major, minor)`; nil with ValueError set when the core has none.
+private func tritonRules(_ version: PyPtr) -> TritonRules? {
+    guard SL_TupleCheck(version) != 0, PyTuple_Size(version) == 2,
+          let major = readInteger(PyTuple_GetItem(version, 0)!), let minor = readInteger(PyTuple_GetItem(version, 1)!)
+    else {
+        PyErr_Clear()
+        raise(SL_ExcValueError(), "triton_version is (major, minor)")
+        return nil
+    }
+    guard let majorInt = Int(exactly: major), let minorInt = Int(exactly: minor),
+          let rules = TritonRules.forTriton(major: majorInt, minor: minorInt)
+    else {
+        let known = TritonRules.all.map(\.family).joined(separator: ", ")
+        raise(SL_ExcValueError(), "no launch rules for triton \(major).\(minor) (the core knows \(known))")
+        return nil
+    }
+    return rules
+}
+
+/// `_native.rules()` → the family of the `TritonRules` in use ("3.6" ... "3.9"; "3.6" before `configure`).
+let rulesFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
+    pyString(Runtime.shared.rules.family)
+}
+
+/// `_native.convert(value, type_name)` → the 8-byte slot (an int) the configured rules pack `value`
+/// into for a scalar parameter of Triton type `type_name` ("i8", "u1", "fp16", "*fp32", ...), or None
+/// where the core would step aside to Triton. For the conversion tests.
+let convertFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = {
+    _, args, nargs in
+    guard let args, nargs == 2, let name = swiftString(args[1]!) else {
+        PyErr_Clear()
+        raise(SL_ExcTypeError(), "convert(value, type_name)")
+        return nil
+    }
+    let runtime = Runtime.shared
+    let type: ScalarType
+    if name.hasPrefix("*") {
+        type = .pointer(dtype: 0, const: false)
+    } else if let scalar = ScalarType(tritonName: name, elementTypes: runtime.elementTypes) {
+        type = scalar
+    } else {
+        raise(SL_ExcValueError(), "not a scalar or pointer type: \(name)")
+        return nil
+    }
+    guard let value = ArgumentReading.runtimeValue(args[0]!, runtime, anyDevice: true) else { return SL_NewRefNone() }
+    do throws(PackingError) {
+        return PyLong_FromUnsignedLongLong(try ParamPacker.pack(value, as: type, position: 0,
+                                                                conversion: runtime.rules.conversion))
+    } catch {
+        return SL_NewRefNone()
+    }
 }
 
 /// `_native.driver_info()` → `{"library": str, "version": int, "devices": [(name, major, minor, bytes)]}`;
@@ -159,7 +217,7 @@ let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
 }
 
 nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {
-    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 12)
+    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 14)
     let fast = Int32(METH_FASTCALL)
     methods[0] = PyMethodDef(ml_name: strdup("configure"), ml_meth: unsafeBitCast(configureFunction, to: PyCFunction.self),
                              ml_flags: fast, ml_doc: nil)
@@ -182,11 +240,15 @@ nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef>
                              ml_flags: fast, ml_doc: nil)
     methods[8] = PyMethodDef(ml_name: strdup("read_tensor"), ml_meth: unsafeBitCast(readTensorFunction, to: PyCFunction.self),
                              ml_flags: Int32(METH_O), ml_doc: nil)
-    methods[9] = PyMethodDef(ml_name: strdup("stream_shim_probe"),
+    methods[9] = PyMethodDef(ml_name: strdup("rules"), ml_meth: unsafeBitCast(rulesFunction, to: PyCFunction.self),
+                             ml_flags: Int32(METH_NOARGS), ml_doc: nil)
+    methods[10] = PyMethodDef(ml_name: strdup("convert"), ml_meth: unsafeBitCast(convertFunction, to: PyCFunction.self),
+                              ml_flags: fast, ml_doc: strdup("convert(value, type_name) -> slot or None"))
+    methods[11] = PyMethodDef(ml_name: strdup("stream_shim_probe"),
                              ml_meth: streamShimProbeFunction, ml_flags: Int32(METH_O), ml_doc: nil)
-    methods[10] = PyMethodDef(ml_name: strdup("current_stream"), ml_meth: currentStreamFunction,
+    methods[12] = PyMethodDef(ml_name: strdup("current_stream"), ml_meth: currentStreamFunction,
                               ml_flags: Int32(METH_O), ml_doc: nil)
-    methods[11] = PyMethodDef()
+    methods[13] = PyMethodDef()
     return methods
 }()
 

@@ -40,6 +40,7 @@ enum Names {
     nonisolated(unsafe) static var get: PyPtr!
     nonisolated(unsafe) static var swiftlaunchFast: PyPtr!
     nonisolated(unsafe) static var swiftlaunchKernel: PyPtr!
+    nonisolated(unsafe) static var fpsanHomomorphicCasts: PyPtr!
 
     static func make() -> Bool {
         func intern(_ text: String) -> PyPtr? { PyUnicode_InternFromString(text) }
@@ -47,9 +48,10 @@ enum Names {
               let d = intern("pre_run_hooks"), let e = intern("used_global_vals"), let f = intern("debug"),
               let g = intern("launch_enter_hook"), let h = intern("launch_exit_hook"),
               let i = intern("add_stages_inspection_hook"), let j = intern("instrumentation_mode"),
-              let k = intern("get"), let l = intern("_swiftlaunch_fast"), let m = intern("_swiftlaunch_kernel")
+              let k = intern("get"), let l = intern("_swiftlaunch_fast"), let m = intern("_swiftlaunch_kernel"),
+              let n = intern("fpsan_homomorphic_casts")
         else { return false }
-        swiftlaunchFast = l; swiftlaunchKernel = m
+        swiftlaunchFast = l; swiftlaunchKernel = m; fpsanHomomorphicCasts = n
         dataPtr = a; dtype = b; calls = c; preRunHooks = d; usedGlobalVals = e; debug = f
         launchEnterHook = g; launchExitHook = h; stagesHook = i; instrumentationMode = j; get = k
         return true

@@ -24,6 +24,8 @@ final class Runtime {
     /// `triton.runtime._allocation._allocator` (a ContextVar) and `NullAllocator`.
     let allocator: PyPtr?
     let nullAllocatorType: PyPtr?
+    /// What differs between Triton releases, picked once at configure time from the installed version.
+    let rules: TritonRules
     /// The CUDA driver, or why it could not be loaded.
     let driver: DynamicDriver?
     let driverError: String
@@ -41,6 +43,7 @@ final class Runtime {
         knobs = nil
         allocator = nil
         nullAllocatorType = nil
+        rules = .triton3_6
         driver = nil
         driverError = "not configured"
     }
@@ -49,8 +52,8 @@ final class Runtime {
     /// `reader`: the probed shim reader's launch device type and torch's dtype code for each entry of
     /// `dtypes`, or nil to read through `accessors`.
     init(tensorTypes: [PyPtr], dtypes: [(PyPtr, String)], reader: (launchDeviceType: Int32, dtypeCodes: [Int32])?,
-         accessors: TensorAccessors?, currentStream: PyPtr?, streamShim: TorchStreamShim?, knobs: KnobGuards?, allocator: PyPtr?,
-         nullAllocatorType: PyPtr?) {
+         accessors: TensorAccessors?, currentStream: PyPtr?, streamShim: TorchStreamShim?, knobs: KnobGuards?,
+         allocator: PyPtr?, nullAllocatorType: PyPtr?, rules: TritonRules) {
         self.tensorTypes = (tensorTypes.first.map(UnsafeMutableRawPointer.init),
                             tensorTypes.dropFirst().first.map(UnsafeMutableRawPointer.init))
         var elementTypes = ElementTypes(tritonNames: [])
@@ -80,6 +83,7 @@ final class Runtime {
         self.knobs = knobs
         self.allocator = allocator
         self.nullAllocatorType = nullAllocatorType
+        self.rules = rules
         do throws(DynamicDriver.LoadError) {
             driver = try DynamicDriver()
             driverError = ""

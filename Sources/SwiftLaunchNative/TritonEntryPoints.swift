@@ -75,9 +75,11 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
             return nil
         }
         nameObjects.append(name)
-        // (is_constexpr, is_const, specialize, align, annotation or None)
-        guard let entry = fixedTuple(tupleItem(traits, index), count: 5, SL_ExcValueError(),
-                                     "each trait is (is_constexpr, is_const, specialize, align, annotation)"),
+        // (is_constexpr, is_const, specialize, align, annotation or None[, kind])
+        let traitEntry = tupleItem(traits, index)
+        let traitSize = SL_TupleCheck(traitEntry) != 0 ? PyTuple_Size(traitEntry) : 0
+        guard let entry = fixedTuple(traitEntry, count: traitSize == 6 ? 6 : 5, SL_ExcValueError(),
+                                     "each trait is (is_constexpr, is_const, specialize, align, annotation[, kind])"),
               let isConstexpr = isTrue(tupleItem(entry, 0)), let isConst = isTrue(tupleItem(entry, 1)),
               let specialize = isTrue(tupleItem(entry, 2)), let alignment = isTrue(tupleItem(entry, 3))
         else { return nil }
@@ -95,6 +97,20 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
                 return nil
             }
             trait.annotation = type
+        }
+        if traitSize == 6 {
+            // `inspect.Parameter.kind.name`
+            let kind = tupleItem(entry, 5)
+            switch SL_UnicodeCheck(kind) != 0 ? swiftString(kind) : nil {
+            case "POSITIONAL_OR_KEYWORD"?: trait.kind = .positionalOrKeyword
+            case "VAR_POSITIONAL"?: trait.kind = .varPositional
+            case "KEYWORD_ONLY"?: trait.kind = .keywordOnly
+            case "VAR_KEYWORD"?: trait.kind = .varKeyword
+            default:
+                PyErr_Clear()
+                raise(SL_ExcValueError(), "parameter kind not handled")
+                return nil
+            }
         }
         traitValues.append(trait)
         // (has_default, value)
@@ -115,6 +131,11 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
         }
         implicitOptions.append((tupleItem(pair, 0), tupleItem(pair, 1)))
     }
+    let rules = Runtime.shared.rules
+    guard let positionalLimit = rules.positionalLimit(traitValues.map(\.kind)) else {
+        raise(SL_ExcValueError(), "a *args parameter binds as a tuple under \(rules)")
+        return nil
+    }
     // Triton keeps the per-kernel guards in the function's instance dict; a JITFunction always has one.
     guard let functionDict = PyObject_GenericGetDict(function, nil) else {
         if PyErr_ExceptionMatches(PyExc_AttributeError) != 0 {
@@ -125,7 +146,8 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
     }
     defer { SL_DecRef(functionDict) }
     return KernelState(function: function, functionDict: functionDict, missHandler: miss, names: nameObjects,
-                       traits: traitValues, defaults: defaultObjects, implicitOptions: implicitOptions)
+                       traits: traitValues, defaults: defaultObjects, implicitOptions: implicitOptions,
+                       positionalLimit: positionalLimit)
 }
 
 let kernelDealloc: @convention(c) (PyPtr?) -> Void = { object in
@@ -285,7 +307,11 @@ let kernelInsertMethod: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize
     let launch = CompiledLaunch(
         function: function, numWarps: numWarps, numCTAs: numCTAs, sharedMemory: shared,
         cooperative: cooperative, pdl: pdl,
-        globalScratchSize: Int(numbers[4]), globalScratchAlign: Int(numbers[5]), slots: slots)
+        globalScratchSize: Int(numbers[4]), globalScratchAlign: Int(numbers[5]), slots: slots,
+        rules: Runtime.shared.rules)
+    // Triton's `_launch` has room for four attributes; a kernel that needs more makes it write past
+    // its array, which nothing can reproduce.
+    guard launch.launchAttributeCount <= TritonRules.maxLaunchAttributes else { return SL_NewRefFalse() }
     let entry = CacheEntry(compiled: compiled, launch: launch)
     guard withKeyWords(token, { state.cache.insert($0, value: entry) }) != nil else { return nil }
     return SL_NewRefTrue()

@@ -1,13 +1,18 @@
 import SwiftLaunchCore
 import Testing
 
-/// Packs at position 0, or returns the error.
-func pack(_ value: ArgumentValue, as type: ScalarType, position: Int = 0) -> Result<UInt64, PackingError> {
-    Result { () throws(PackingError) -> UInt64 in try ParamPacker.pack(value, as: type, position: position) }
+/// Packs at position 0, or returns the error; Triton 3.6's conversion unless told otherwise (this
+/// file's tests are 3.6's; `TritonRulesTests` covers the other releases).
+func pack(_ value: ArgumentValue, as type: ScalarType, position: Int = 0,
+          conversion: TritonRules.ArgumentConversion = .parseTuple) -> Result<UInt64, PackingError> {
+    Result { () throws(PackingError) -> UInt64 in
+        try ParamPacker.pack(value, as: type, position: position, conversion: conversion)
+    }
 }
 
-func packed(_ value: ArgumentValue, as type: ScalarType) -> UInt64? {
-    try? pack(value, as: type).get()
+func packed(_ value: ArgumentValue, as type: ScalarType,
+            conversion: TritonRules.ArgumentConversion = .parseTuple) -> UInt64? {
+    try? pack(value, as: type, conversion: conversion).get()
 }
 
 func fp16(_ d: Double) -> Result<UInt16, PackingError> {

@@ -56,14 +56,38 @@ def tensor_access():
     return (*found, torch.empty(0))
 
 
-# Triton versions whose launch path the core reproduces, verified on a GPU (README: which card).
+# Triton release families whose launch path the core reproduces (its `TritonRules`), split by how
+# they were checked. GPU-verified ones run natively by default (README: which card). CPU-checked ones
+# had their rules read from the wheels and their CPU suites (specialization, keys, binding, the gate,
+# the readers, and the conversions and launch attributes against Triton's own launcher code on a
+# stand-in driver) run in CI, but no kernel of theirs has been launched on a GPU through the core yet:
+# they run natively only with SWIFTLAUNCH_ALLOW_UNTESTED=1.
 TESTED_TRITON = ("3.6",)
+CPU_CHECKED_TRITON = ("3.7", "3.8", "3.9")
 ALLOW_UNTESTED = "SWIFTLAUNCH_ALLOW_UNTESTED"
 
-# Why every call passes through to Triton/Helion ("" while the core is in use), and which tensor
-# reader the core uses; both set by `ensure_configured`.
+# Why every call passes through to Triton/Helion ("" while the core is in use), which tensor reader
+# the core uses, and which Triton rules it follows; all set by `ensure_configured`.
 pass_through_reason = ""
 reader_status = "not configured yet"
+rules_family = ""
+
+
+def triton_family(version: str) -> str:
+    """ "3.7" for "3.7.1", "3.7.0+git1234" or "3.7.0rc1"; "" when the version is not major.minor[...]."""
+    parts = version.split(".")
+    if len(parts) < 2 or not parts[0].isdigit():
+        return ""
+    minor = ""
+    for char in parts[1]:
+        if not char.isdigit():
+            break
+        minor += char
+    return f"{parts[0]}.{minor}" if minor else ""
+
+
+def _versions(families) -> str:
+    return ", ".join(family + ".x" for family in families)
 
 
 def triton_gate() -> str:
@@ -73,10 +97,19 @@ def triton_gate() -> str:
     import triton
 
     version = triton.__version__
-    tested = any(version == v or version.startswith(v + ".") for v in TESTED_TRITON)
-    if not tested and os.environ.get(ALLOW_UNTESTED, "") in ("", "0"):
-        return (f"triton {version} is not a tested version (tested: "
-                f"{', '.join(v + '.x' for v in TESTED_TRITON)}; {ALLOW_UNTESTED}=1 overrides)")
+    family = triton_family(version)
+    override = os.environ.get(ALLOW_UNTESTED, "") not in ("", "0")
+    if family in CPU_CHECKED_TRITON:
+        if not override:
+            return (f"triton {version} is checked on CPU only, not yet on a GPU (GPU-verified: "
+                    f"{_versions(TESTED_TRITON)}; {ALLOW_UNTESTED}=1 runs it natively)")
+    elif family not in TESTED_TRITON:
+        if not override:
+            return (f"triton {version} is not a tested version (tested: {_versions(TESTED_TRITON)}; "
+                    f"CPU-checked: {_versions(CPU_CHECKED_TRITON)}; {ALLOW_UNTESTED}=1 overrides)")
+        if family not in TESTED_TRITON + CPU_CHECKED_TRITON:
+            return (f"swiftlaunch has no launch rules for triton {version} (it has rules for "
+                    f"{_versions(TESTED_TRITON + CPU_CHECKED_TRITON)})")
     from triton import knobs
     from triton.runtime import _allocation
     from triton.runtime.jit import JITFunction
@@ -102,6 +135,29 @@ def triton_gate() -> str:
         described = [name for name in names if _is_data_descriptor(owner, name)]
         if described:
             return f"triton {version} reads {', '.join(described)} through a descriptor"
+    if family == "3.9":
+        why = _fpsan_knob_problem(knobs)
+        if why:
+            return f"triton {version}: {why}"
+    return ""
+
+
+FPSAN_ENV = "TRITON_FPSAN_HOMOMORPHIC_CASTS"
+
+
+def _fpsan_knob_problem(knobs) -> str:
+    """3.9 keys kernels on `knobs.compilation.fpsan_homomorphic_casts`, an `env_bool` descriptor the
+    core reads the way `env_base.__get__` does (the instance `__dict__` entry, else the environment):
+    right only while it is Triton's own `env_bool` for that variable, with nothing overridden."""
+    descriptor = type(knobs.compilation).__dict__.get("fpsan_homomorphic_casts")
+    env_base, env_bool = getattr(knobs, "env_base", None), getattr(knobs, "env_bool", None)
+    if descriptor is None or env_bool is None or env_base is None:
+        return "lacks fpsan_homomorphic_casts"
+    kind = type(descriptor)
+    if (kind is not env_bool or getattr(descriptor, "key", None) != FPSAN_ENV
+            or getattr(descriptor, "name", None) != "fpsan_homomorphic_casts"
+            or kind.__get__ is not env_base.__get__ or kind.transform is not env_base.transform):
+        return "fpsan_homomorphic_casts is not the env_bool knob the core reads"
     return ""
 
 
@@ -114,8 +170,9 @@ def _is_data_descriptor(owner: type, name: str) -> bool:
 
 
 def _configure(native) -> None:
-    global pass_through_reason, reader_status
+    global pass_through_reason, reader_status, rules_family
     import torch
+    import triton
     from triton import knobs
     from triton.runtime import _allocation
 
@@ -132,7 +189,9 @@ def _configure(native) -> None:
         _allocation.NullAllocator,
         tensor_access(),
         reader,
+        tuple(int(part) for part in triton_family(triton.__version__).split(".")),
     )
+    rules_family = native.rules()
 
 
 def ensure_configured() -> bool:

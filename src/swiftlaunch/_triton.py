@@ -27,8 +27,10 @@ def count_fallback(reason: str) -> None:
 
 
 def parameter_tables(fn: JITFunction):
-    """The per-parameter facts the core keys on, read off Triton's own `KernelParam`s."""
+    """The per-parameter facts the core keys on, read off Triton's own `KernelParam`s, and each
+    parameter's Python kind (how a call binds to it depends on the Triton release: `TritonRules`)."""
     names, traits, defaults = [], [], []
+    kinds = fn.signature.parameters
     for param in fn.params:
         names.append(param.name)
         annotation = param.annotation_type or None
@@ -38,24 +40,55 @@ def parameter_tables(fn: JITFunction):
             not param.do_not_specialize,
             not param.do_not_specialize_on_alignment,
             annotation if not param.is_constexpr else None,
+            kinds[param.name].kind.name,
         ))
         defaults.append((param.has_default, param.default if param.has_default else None))
     return tuple(names), tuple(traits), tuple(defaults)
 
 
+def resolved_kernel(compiled):
+    """The `CompiledKernel` a call's result stands for. From Triton 3.7 on, `run` no longer calls
+    `kernel.result()`, so under `AsyncCompileMode` it can return a `FutureKernel`; its launch resolved it
+    (`launch_metadata` goes through `FutureKernel.__getattr__`), and resolving put the `CompiledKernel`
+    in Triton's kernel cache, which is what Triton returns from then on. An unresolved one is not a
+    kernel yet: None."""
+    try:
+        from triton.runtime._async_compile import FutureKernel
+    except ImportError:
+        return compiled
+    if isinstance(compiled, FutureKernel):
+        return compiled.__dict__.get("kernel")
+    return compiled
+
+
 def _launch_info(fn: JITFunction, compiled):
     """What the core needs from a `CompiledKernel`, or the reason it cannot launch it."""
+    import torch
     from triton.compiler.compiler import CompiledKernel
 
     if not isinstance(compiled, CompiledKernel):
         return None, "result is not a CompiledKernel"
-    if type(triton.runtime.driver.active).__name__ != "CudaDriver":
+    active = triton.runtime.driver.active
+    if type(active).__name__ != "CudaDriver":
         return None, "not the CUDA driver"
+    # The core reads torch's current device and stream, as Triton's driver does when torch was
+    # imported before it was made; 3.8+'s torch-free driver uses the device's default stream instead.
+    if (getattr(active, "get_current_stream", None) is not getattr(torch._C, "_cuda_getCurrentRawStream", None)
+            or getattr(active, "get_current_device", None) is not torch.cuda.current_device):
+        return None, "driver does not use torch's device and stream"
     metadata = compiled.metadata
     if getattr(metadata, "tensordesc_meta", None):
         return None, "tensor descriptors"
     if getattr(metadata, "profile_scratch_size", 0):
         return None, "profile scratch"
+    # 3.8+: a GSan-instrumented kernel takes extra arguments (one in 3.8, three in 3.9). The knob guard
+    # keeps such calls from the core; this keeps such kernels out of its cache too.
+    if getattr(metadata, "instrumentation_mode", ""):
+        return None, "instrumentation"
+    # 3.9 keys kernels on `knobs.compilation.fpsan_homomorphic_casts`; the core launches only while it
+    # reads False, so only a kernel compiled (and keyed) with False may be cached.
+    if getattr(metadata, "fpsan_homomorphic_casts", False) is not False:
+        return None, "fpsan knob set"
     if compiled.function is None:
         return None, "kernel not loaded"
     signature = compiled.src.signature
@@ -87,17 +120,25 @@ def remember(kernel, fn: JITFunction, token, spec, compiled, args, kwargs) -> No
     if kernel.key(device, *args, **kwargs) != token:
         count_fallback("key changed during the call (device switch or rebound argument)")
         return
-    binder = fn.device_caches[device][4]
+    kernel_cache, _, _, _, binder = fn.device_caches[device]
     _, triton_spec, _ = binder(*args, **kwargs)
     if list(triton_spec) != list(spec):
         count_fallback("specialization mismatch")
         return
+    resolved = resolved_kernel(compiled)
+    if resolved is not compiled:
+        # A FutureKernel: cache its CompiledKernel only once it is resolved and Triton's own cache
+        # holds it (what Triton's next call returns).
+        if resolved is None or not any(value is resolved for value in kernel_cache.values()):
+            count_fallback("async compilation not resolved")
+            return
+        compiled = resolved
     info, why = _launch_info(fn, compiled)
     if info is None:
         count_fallback(why)
         return
     if not kernel.insert(token, compiled, info):
-        count_fallback("signature not handled")
+        count_fallback("signature or launch attributes not handled")
 
 
 def _triton_miss(fn: JITFunction):

@@ -36,6 +36,10 @@ def collect() -> dict:
     try:
         native_path = _runtime.ensure_configured()
         report["native_path"] = "in use" if native_path else f"pass-through ({_runtime.pass_through_reason})"
+        if native_path:
+            family = _runtime.rules_family
+            checked = "GPU-verified" if family in _runtime.TESTED_TRITON else "checked on CPU only"
+            report["triton_rules"] = f"{family} ({checked})"
         report["tensor_reader"] = _runtime.reader_status
     except ImportError as error:  # torch or Triton missing: nothing to configure yet
         report["native_path"] = f"not configured ({error})"

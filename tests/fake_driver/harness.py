@@ -174,6 +174,7 @@ def configure_core(stream: int = 0, **overrides):
     import warnings
 
     import torch
+    import triton
     from triton import knobs
     from triton.runtime import _allocation
 
@@ -201,6 +202,7 @@ def configure_core(stream: int = 0, **overrides):
         "null_allocator_type": _allocation.NullAllocator,
         "tensor_access": _runtime.tensor_access(),
         "reader": reader,
+        "rules": tuple(int(part) for part in _runtime.triton_family(triton.__version__).split(".")),
     }
     unknown = set(overrides) - set(arguments)
     if unknown:

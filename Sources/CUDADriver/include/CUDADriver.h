@@ -34,7 +34,11 @@ enum {
     CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4,
     CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE = 5,
     CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
+    /* Not in every cuda.h yet: Triton 3.8+'s driver.c defines it itself (same value). */
+    CU_LAUNCH_ATTRIBUTE_SHARED_MEMORY_MODE = 18,
 };
+
+enum { CU_SHARED_MEMORY_MODE_ALLOW_OVERSIZED_SHARED_MEMORY = 3 };
 
 enum { CU_CLUSTER_SCHEDULING_POLICY_SPREAD = 1 };
 enum { CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14 };
@@ -52,6 +56,8 @@ typedef union {
     CUlaunchClusterDim clusterDim;
     int clusterSchedulingPolicyPreference;
     int programmaticStreamSerializationAllowed;
+    /* Triton writes `.value = CU_SHARED_MEMORY_MODE_...` (the first byte of `pad`): the same bytes. */
+    int sharedMemoryMode;
 } CUlaunchAttributeValue;
 
 typedef struct {
