@@ -141,7 +141,7 @@ let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
 }
 
 nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {
-    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 10)
+    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 10 + HelionDispatchMethods.count)
     let fast = Int32(METH_FASTCALL)
     methods[0] = PyMethodDef(ml_name: strdup("configure"), ml_meth: unsafeBitCast(configureFunction, to: PyCFunction.self),
                              ml_flags: fast, ml_doc: nil)
@@ -164,7 +164,8 @@ nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef>
                              ml_flags: fast, ml_doc: nil)
     methods[8] = PyMethodDef(ml_name: strdup("read_tensor"), ml_meth: unsafeBitCast(readTensorFunction, to: PyCFunction.self),
                              ml_flags: Int32(METH_O), ml_doc: nil)
-    methods[9] = PyMethodDef()
+    HelionDispatchMethods.write(into: methods + 9)
+    methods[9 + HelionDispatchMethods.count] = PyMethodDef()
     return methods
 }()
 
