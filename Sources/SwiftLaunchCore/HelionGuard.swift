@@ -113,10 +113,12 @@ public enum HelionGuard {
 
 /// A per-kernel table of entries keyed by guard words, most recently used first, holding at most
 /// `capacity` entries (the least recently used one goes when a new one comes). No two entries have
-/// the same words and equal confirmed objects: `insert` replaces such an entry.
-public struct HelionDispatchTable<Entry> {
+/// the same words and equal confirmed objects: `insert` replaces such an entry. A class, so that the
+/// key buffers it owns are freed with it; keys are plain buffers, read on lookup without reference
+/// counting.
+public final class HelionDispatchTable<Entry> {
     public let capacity: Int
-    private var keys: [[UInt64]] = []
+    private var keys: [UnsafeMutableBufferPointer<UInt64>] = []
     private var entries: [Entry] = []
 
     public init(capacity: Int) {
@@ -124,12 +126,16 @@ public struct HelionDispatchTable<Entry> {
         self.capacity = capacity
     }
 
+    deinit {
+        for key in keys { key.deallocate() }
+    }
+
     public var count: Int { entries.count }
     public var allEntries: [Entry] { entries }
 
     /// The first entry, most recently used first, whose words equal `words` and that `confirm`
     /// accepts; it becomes the most recently used. `confirm` must not change the table.
-    public mutating func lookup(_ words: UnsafeBufferPointer<UInt64>, confirm: (Entry) -> Bool) -> Entry? {
+    public func lookup(_ words: UnsafeBufferPointer<UInt64>, confirm: (Entry) -> Bool) -> Entry? {
         for index in 0..<keys.count where Self.equal(keys[index], words) && confirm(entries[index]) {
             if index > 0 { moveToFront(index) }
             return entries[0]
@@ -141,52 +147,53 @@ public struct HelionDispatchTable<Entry> {
     /// `sameGuard` says guards the same arguments, or else the least recently used one when the table
     /// is full. Returns the entry it removed.
     @discardableResult
-    public mutating func insert(_ words: UnsafeBufferPointer<UInt64>, _ entry: Entry,
-                                sameGuard: (Entry) -> Bool) -> Entry? {
+    public func insert(_ words: UnsafeBufferPointer<UInt64>, _ entry: Entry, sameGuard: (Entry) -> Bool) -> Entry? {
         var removed: Entry?
         if let index = keys.indices.first(where: { Self.equal(keys[$0], words) && sameGuard(entries[$0]) }) {
-            removed = entries.remove(at: index)
-            keys.remove(at: index)
+            removed = remove(at: index)
         } else if entries.count == capacity {
-            removed = entries.removeLast()
-            keys.removeLast()
+            removed = remove(at: entries.count - 1)
         }
-        keys.insert(Array(words), at: 0)
+        let key = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: words.count)
+        _ = key.initialize(from: words)
+        keys.insert(key, at: 0)
         entries.insert(entry, at: 0)
         return removed
     }
 
     /// Removes every entry `predicate` accepts.
-    public mutating func removeAll(where predicate: (Entry) -> Bool) {
+    public func removeAll(where predicate: (Entry) -> Bool) {
         var index = 0
         while index < entries.count {
             if predicate(entries[index]) {
-                entries.remove(at: index)
-                keys.remove(at: index)
+                remove(at: index)
             } else {
                 index += 1
             }
         }
     }
 
-    public mutating func removeAll() {
-        entries.removeAll()
+    public func removeAll() {
+        for key in keys { key.deallocate() }
         keys.removeAll()
+        entries.removeAll()
     }
 
-    private mutating func moveToFront(_ index: Int) {
-        let key = keys.remove(at: index)
-        keys.insert(key, at: 0)
-        let entry = entries.remove(at: index)
-        entries.insert(entry, at: 0)
+    @discardableResult
+    private func remove(at index: Int) -> Entry {
+        keys.remove(at: index).deallocate()
+        return entries.remove(at: index)
+    }
+
+    private func moveToFront(_ index: Int) {
+        keys.insert(keys.remove(at: index), at: 0)
+        entries.insert(entries.remove(at: index), at: 0)
     }
 
     @inline(__always)
-    private static func equal(_ key: [UInt64], _ words: UnsafeBufferPointer<UInt64>) -> Bool {
+    private static func equal(_ key: UnsafeMutableBufferPointer<UInt64>, _ words: UnsafeBufferPointer<UInt64>) -> Bool {
         guard key.count == words.count else { return false }
-        return key.withUnsafeBufferPointer { stored in
-            for index in 0..<words.count where stored[index] != words[index] { return false }
-            return true
-        }
+        for index in 0..<words.count where key[index] != words[index] { return false }
+        return true
     }
 }

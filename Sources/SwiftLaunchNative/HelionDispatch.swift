@@ -62,6 +62,7 @@ final class HelionConfig {
 
 /// One learned wrapper: the bound kernel it belongs to (weakly: a bound kernel holds its kernel, and
 /// the kernel must be free to go), the wrapper Helion ran, and the objects compared by equality.
+/// Plain owned pointers, so the hit path reads them without reference counting.
 final class HelionEntry {
     enum Recorded {
         /// A str, torch.dtype or torch.device argument: `arg == recorded`.
@@ -72,14 +73,25 @@ final class HelionEntry {
         case constExprFloat(UInt64)
     }
 
-    let boundRef: PyRef
-    let run: PyRef
+    /// A weak reference to the bound kernel (owned).
+    let boundRef: PyPtr
+    /// The host wrapper (owned).
+    let run: PyPtr
     let recorded: [(position: Int, Recorded)]
+    let hasRecorded: Bool
 
-    init(boundRef: PyRef, run: PyRef, recorded: [(position: Int, Recorded)]) {
+    /// Takes over `boundRef`; adds a reference of its own to `run`.
+    init(boundRef: PyPtr, run: PyPtr, recorded: [(position: Int, Recorded)]) {
+        SL_IncRef(run)
         self.boundRef = boundRef
         self.run = run
         self.recorded = recorded
+        hasRecorded = !recorded.isEmpty
+    }
+
+    deinit {
+        SL_DecRef(boundRef)
+        SL_DecRef(run)
     }
 }
 
@@ -87,10 +99,12 @@ final class HelionEntry {
 final class HelionKernelTable {
     /// A weak reference to the kernel, whose callback drops this table when the kernel goes.
     let kernelRef: PyRef
-    var launcher: PyRef?
-    var constexprMask: [Bool] = []
+    /// The launcher passed as `_launcher=` (owned), made on the first learn.
+    private(set) var launcher: PyPtr?
+    /// Per parameter: annotated constexpr (Helion then compares the value of an int, float or bool).
+    private(set) var constexprMask = UnsafeMutableBufferPointer<Bool>(start: nil, count: 0)
     var generations: (reset: Int64, specialization: Int64) = (-1, -1)
-    var entries: HelionDispatchTable<HelionEntry>
+    let entries: HelionDispatchTable<HelionEntry>
     /// Why calls go to Helion: for every call of this generation (`guardObject` nil), or while
     /// Helion's published prepared call is the one whose guard function is `guardObject`.
     var refusal: (guardObject: PyRef?, reason: String)?
@@ -100,15 +114,39 @@ final class HelionKernelTable {
         entries = HelionDispatchTable(capacity: capacity)
     }
 
+    deinit {
+        if let launcher { SL_DecRef(launcher) }
+        constexprMask.deallocate()
+    }
+
     func reset(to generations: (reset: Int64, specialization: Int64)) {
         self.generations = generations
         entries.removeAll()
         refusal = nil
     }
+
+    /// Takes over a new reference.
+    func setLauncher(_ launcher: PyPtr) {
+        if let old = self.launcher { SL_DecRef(old) }
+        self.launcher = launcher
+    }
+
+    /// A new mask drops every entry (they were keyed under the old one).
+    func setMask(_ mask: [Bool]) {
+        guard !constexprMask.elementsEqual(mask) else { return }
+        entries.removeAll()
+        constexprMask.deallocate()
+        constexprMask = .allocate(capacity: mask.count)
+        _ = constexprMask.initialize(from: mask)
+    }
 }
 
 enum HelionDispatch {
-    nonisolated(unsafe) static var config: HelionConfig?
+    nonisolated(unsafe) static var config: HelionConfig? {
+        // Calls hold the configuration unretained: a replaced one must never be freed.
+        willSet { if let config { retiredConfigs.append(config) } }
+    }
+    nonisolated(unsafe) private static var retiredConfigs: [HelionConfig] = []
     nonisolated(unsafe) static var tables: [UInt: HelionKernelTable] = [:]
     /// Tables of kernels that went, released on the next learn (not inside the weakref callback that
     /// removed them, where releasing the weak reference itself would free it during its own callback).
@@ -119,6 +157,12 @@ enum HelionDispatch {
     /// `_PyObject_LookupAttr` (3.7 – 3.12), the function Python's own `getattr` with a default uses.
     nonisolated(unsafe) static var optionalAttribute: OptionalAttribute?
     typealias OptionalAttribute = @convention(c) (PyPtr?, PyPtr?, UnsafeMutablePointer<PyPtr?>?) -> Int32
+    /// `_PyObject_GetDictPtr` (exported by CPython 3.10 – 3.13, not in the limited API): where an
+    /// object's instance dict pointer is, NULL inside meaning it has none. For a managed dict whose
+    /// attributes still sit in inline values it first makes the dict from them (once per object, no
+    /// change Python code can see).
+    nonisolated(unsafe) static var dictPointer: DictPointer?
+    typealias DictPointer = @convention(c) (PyPtr?) -> UnsafeMutablePointer<PyPtr?>?
 
     enum Resolution {
         case hit(HelionEntry, launcher: PyPtr)
@@ -153,7 +197,10 @@ enum HelionDispatch {
         case .some(true): return .refused("helion: process group initialized")
         case .none: PyErr_Clear(); return .refused("helion: dist.is_initialized() raised")
         }
-        guard let table = tables[UInt(bitPattern: kernel)] else { return .handBack }
+        // Unretained: no Python code runs from here until the call, and the table stays in `tables`
+        // while its kernel (an argument of this call) is alive.
+        guard let found = tables[UInt(bitPattern: kernel)] else { return .handBack }
+        unowned(unsafe) let table = found
         guard let kernelDict = PyObject_GenericGetDict(kernel, nil) else {
             PyErr_Clear()
             return .refused("helion: kernel attributes unreadable")
@@ -188,7 +235,7 @@ enum HelionDispatch {
                     while let entry = table.entries.lookup(key, confirm: { confirm($0, config, args) }) {
                         // Helion runs `prepared.bound._run`: the entry holds only while that is still the
                         // wrapper it learned (`set_config` replaces it) and the bound kernel is alive.
-                        if currentRun(of: entry) == entry.run.object, let launcher = table.launcher?.object {
+                        if currentRun(of: entry) == entry.run, let launcher = table.launcher {
                             return .hit(entry, launcher: launcher)
                         }
                         table.entries.removeAll { $0 === entry }
@@ -247,7 +294,7 @@ enum HelionDispatch {
     private static func currentRun(of entry: HelionEntry) -> PyPtr? {
         // Borrowed: the weak reference's target, alive while the arguments (and so the kernel, which
         // holds its bound kernels) are; None once it went.
-        let bound = PyWeakref_GetObject(entry.boundRef.object)
+        let bound = PyWeakref_GetObject(entry.boundRef)
         guard let bound, bound != SL_None() else { PyErr_Clear(); return nil }
         guard let dict = PyObject_GenericGetDict(bound, nil) else { PyErr_Clear(); return nil }
         defer { SL_DecRef(dict) }
@@ -271,10 +318,10 @@ enum HelionDispatch {
     /// Reduces each argument to what Helion's guard compares, or says why it cannot.
     /// Runs no Python code: attribute lookups on exact tensors find only the instance dict and torch's
     /// own descriptors (the glue's gate checks that), and the rest are type checks and C reads.
-    static func observe(_ config: HelionConfig, _ reader: NativeTensorReader, args: PyPtr, mask: [Bool],
+    static func observe(_ config: HelionConfig, _ reader: NativeTensorReader, args: PyPtr, mask: UnsafeMutableBufferPointer<Bool>,
                         into arguments: UnsafeMutableBufferPointer<HelionArgument>) -> String? {
         let count = PyTuple_Size(args)
-        let runtime = Runtime.shared
+        unowned(unsafe) let runtime = Runtime.shared
         return withUnsafeTemporaryAllocation(of: UInt.self, capacity: max(count, 1)) { identities -> String? in
             for index in 0..<count {
                 let object = PyTuple_GetItem(args, index)!
@@ -314,9 +361,24 @@ enum HelionDispatch {
     }
 
     /// Helion's guard requires `getattr(x, '_dynamo_static_indices', None) is None` and calls
-    /// `x.stride()`; both go through the tensor's instance dict, so both are looked up as Python
-    /// looks them up: no static indices, and `x.stride` bound to torch's own method.
+    /// `x.stride()`. The gate checks that neither torch.Tensor nor Parameter defines either name
+    /// (`stride` is TensorBase's method), so what is left is the tensor's instance dict: no static
+    /// indices there, and no `stride` there shadowing torch's method.
     private static func plainTensorAttributes(_ config: HelionConfig, _ object: PyPtr) -> String? {
+        if let dictPointer {
+            // Most tensors have no instance dict at all: one read answers both questions.
+            if let slot = dictPointer(object) {
+                guard let dict = slot.pointee else { return nil }
+                if let indices = PyDict_GetItemWithError(dict, HelionNames.staticIndices), indices != SL_None() {
+                    return "helion: _dynamo_static_indices"
+                }
+                if PyDict_GetItemWithError(dict, HelionNames.stride) != nil { return "helion: stride is not torch's" }
+                if PyErr_Occurred() != nil { PyErr_Clear(); return "helion: tensor attributes unreadable" }
+                return nil
+            }
+            PyErr_Clear()
+        }
+        // Without the dict pointer: both looked up as Python looks them up.
         guard let lookup = optionalAttribute else { return "helion: no optional attribute lookup" }
         var found: PyPtr?
         let staticIndices = lookup(object, HelionNames.staticIndices, &found)
@@ -353,6 +415,7 @@ enum HelionDispatch {
     /// str, dtype, device and ConstExpr objects (their types are in the words), so every comparison
     /// is CPython's or torch's C code.
     static func confirm(_ entry: HelionEntry, _ config: HelionConfig, _ args: PyPtr) -> Bool {
+        guard entry.hasRecorded else { return true }
         for (position, recorded) in entry.recorded {
             let object = PyTuple_GetItem(args, position)!
             switch recorded {
@@ -394,7 +457,7 @@ enum HelionDispatch {
                 slots[0] = nil
                 for index in 0..<count { slots[index + 1] = PyTuple_GetItem(args, index) }
                 slots[count + 1] = launcher
-                return call(entry.run.object, UnsafePointer(slots.baseAddress! + 1),
+                return call(entry.run, UnsafePointer(slots.baseAddress! + 1),
                             count: count | SL_VectorcallArgumentsOffset(), kwnames: HelionNames.launcherKeyword)
             }
         }
@@ -441,10 +504,12 @@ enum HelionNames {
 /// `_native.helion_dispatch(kernel, args)`: the kernel's result, or one of the two sentinels given to
 /// `helion_configure` (hand back and learn / hand back only).
 let helionDispatchFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = { _, args, nargs in
-    guard let config = HelionDispatch.config else {
+    guard let configured = HelionDispatch.config else {
         raise(SL_ExcRuntimeError(), "helion_dispatch before helion_configure")
         return nil
     }
+    // Unretained: configurations are never freed.
+    unowned(unsafe) let config = configured
     guard let args, nargs == 2, let kernel = args[0], let arguments = args[1], SL_TupleCheck(arguments) != 0 else {
         raise(SL_ExcTypeError(), "helion_dispatch(kernel, args: tuple)")
         return nil
@@ -474,8 +539,8 @@ let helionLookupFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssi
     }
     switch HelionDispatch.resolve(config, kernel: kernel, args: arguments) {
     case let .hit(entry, _):
-        SL_IncRef(entry.run.object)
-        return entry.run.object
+        SL_IncRef(entry.run)
+        return entry.run
     case .handBack: return pyString("")
     case let .refused(reason): return pyString(reason)
     }
@@ -502,10 +567,7 @@ let helionLearnFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssiz
     for index in 0..<PyTuple_Size(maskObject) { mask.append(PyTuple_GetItem(maskObject, index)! == SL_True()) }
     guard let table = HelionDispatch.table(for: kernel, config: config) else { return nil }
     if table.generations != (reset, specialization) { table.reset(to: (reset, specialization)) }
-    if table.constexprMask != mask {
-        table.entries.removeAll()
-        table.constexprMask = mask
-    }
+    table.setMask(mask)
     func refuse(_ reason: String) -> PyPtr? {
         Stats.fallback(reason)
         table.refusal = (PyRef(borrowing: guardObject), reason)
@@ -517,7 +579,7 @@ let helionLearnFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssiz
     guard count <= mask.count else { return refuse("helion: more arguments than parameters") }
     var recorded: [(position: Int, HelionEntry.Recorded)] = []
     let failure: String? = withUnsafeTemporaryAllocation(of: HelionArgument.self, capacity: max(count, 1)) { observed in
-        if let reason = HelionDispatch.observe(config, reader, args: arguments, mask: mask, into: observed) {
+        if let reason = HelionDispatch.observe(config, reader, args: arguments, mask: table.constexprMask, into: observed) {
             return reason
         }
         for index in 0..<count {
@@ -548,10 +610,10 @@ let helionLearnFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssiz
         }
         if table.launcher == nil {
             guard let launcher = call(factory) else { return "" }
-            table.launcher = PyRef(owning: launcher)
+            table.setLauncher(launcher)
         }
         guard let boundRef = PyWeakref_NewRef(bound, nil) else { return "" }
-        let entry = HelionEntry(boundRef: PyRef(owning: boundRef), run: PyRef(borrowing: run), recorded: recorded)
+        let entry = HelionEntry(boundRef: boundRef, run: run, recorded: recorded)
         key.withUnsafeBufferPointer { key in
             // An entry that accepts these arguments guards the same calls; the new one replaces it.
             _ = table.entries.insert(key, entry, sameGuard: { HelionDispatch.confirm($0, config, arguments) })
@@ -668,6 +730,10 @@ let helionConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_
     if PyErr_Occurred() != nil { return nil }
     guard capacity >= 1 else { raise(SL_ExcValueError(), "capacity must be at least 1"); return nil }
     HelionDispatch.optionalAttribute = HelionDispatch.resolveOptionalAttribute()
+    if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "_PyObject_GetDictPtr") {
+        // Sound: CPython declares it `PyObject **_PyObject_GetDictPtr(PyObject *)`.
+        HelionDispatch.dictPointer = unsafeBitCast(symbol, to: HelionDispatch.DictPointer.self)
+    }
     guard let lookup = HelionDispatch.optionalAttribute else {
         raise(SL_ExcRuntimeError(), "this Python has neither PyObject_GetOptionalAttr nor _PyObject_LookupAttr")
         return nil

@@ -49,6 +49,9 @@ MIRRORED_SOURCES = {
     "Kernel._extend_bound_kernel_specializations": "9917a8ede760bbd6b0c1aed0ec0ad3ae181da579f8a743c8b90b16e45b90f1b0",
     "Kernel._publish_guard_facts": "c52e4ec8db540d58c6616524ddbb2cf2bb141771f1a3edd475a8e9def27bcd0f",
     "_PreparedCall": "a1880d6f90b49f7dcf4fa2557fd34dd5f47b6748b109c95a1acf1195527f0583",
+    "_PreparedCall.__init__": "250c7bdc515d730fbae2d2591e749df7b931d4e1ea7b02011f684fd29e00ef14",
+    "_PreparedCall.build": "ce538f906c9680f58c838a667c17db45f229f1bce1423ad033019bea725c4b2f",
+    "_PreparedCall.matches": "c02fc0126b54e00a56c3f7a6da33cbbfebd8ad0599304b8eada6a810752eab73",
     "_make_prepared_arg_guard": "5775a7a5bddca2c17d235d98baf1d94b6b0d6b016b3626dca17a242de2c47635",
     "_partition_prepared_extra_guards": "6f05874ead3aa5613e459d28a69fe37f05d63f70e9061c9d10eeff9f70a06876",
     "BoundKernel.set_config": "8b81a200581cfd5282a1f69d78921bb2393dc301d7fd2239c1d381ddf91c9b32",
@@ -102,7 +105,11 @@ def mirrored_functions() -> dict:
         "Kernel._fast_dispatch_key_and_guards": kernel._fast_dispatch_key_and_guards,
         "Kernel._extend_bound_kernel_specializations": kernel._extend_bound_kernel_specializations,
         "Kernel._publish_guard_facts": kernel._publish_guard_facts,
+        # The class (its slots) and each method: patching a method leaves the class's source as it was.
         "_PreparedCall": module._PreparedCall,
+        "_PreparedCall.__init__": module._PreparedCall.__init__,
+        "_PreparedCall.build": _unwrapped(inspect.getattr_static(module._PreparedCall, "build")),
+        "_PreparedCall.matches": module._PreparedCall.matches,
         "_make_prepared_arg_guard": module._make_prepared_arg_guard,
         "_partition_prepared_extra_guards": module._partition_prepared_extra_guards,
         "BoundKernel.set_config": bound.set_config,
@@ -110,6 +117,11 @@ def mirrored_functions() -> dict:
         "default_launcher": helion.runtime.default_launcher,
         "ConstExpr": ConstExpr,
     }
+
+
+def _unwrapped(attribute):
+    """The function inside a classmethod or staticmethod (what its source is read from)."""
+    return attribute.__func__ if isinstance(attribute, (classmethod, staticmethod)) else attribute
 
 
 def source_hash(function) -> str:
