@@ -174,9 +174,13 @@ public final class HelionDispatchTable<Entry> {
     }
 
     public func removeAll() {
+        // The entries are released only once the table is consistent again: releasing one may run
+        // code (a Python finalizer, say) that uses this table.
+        let released = entries
         for key in keys { key.deallocate() }
-        keys.removeAll()
-        entries.removeAll()
+        keys = []
+        entries = []
+        withExtendedLifetime(released) {}
     }
 
     @discardableResult

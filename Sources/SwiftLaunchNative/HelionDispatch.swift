@@ -552,7 +552,7 @@ let helionLookupFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssi
 /// The glue calls this only after Helion ran the call and its prepared call (`bound`, generations and
 /// `guard`) accepts `args`, with `run` being `bound._run`.
 let helionLearnFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = { _, args, nargs in
-    HelionDispatch.released.removeAll()
+    HelionDispatch.releaseGoneTables()
     guard let config = HelionDispatch.config, let args, nargs == 9, let kernel = args[0], let arguments = args[1],
           let bound = args[2], let run = args[3], let resetObject = args[4], let specializationObject = args[5],
           let guardObject = args[6], let maskObject = args[7], let factory = args[8], SL_TupleCheck(arguments) != 0,
@@ -669,6 +669,14 @@ extension HelionDispatch {
     }()
     nonisolated(unsafe) static var kernelGoneCallback: PyPtr? = PyCFunction_NewEx(kernelGoneMethod, nil, nil)
 
+    /// Releases the tables of kernels that went. Taken out of `released` first: releasing them can
+    /// free other kernels, whose callbacks append to it.
+    static func releaseGoneTables() {
+        let gone = released
+        released = []
+        withExtendedLifetime(gone) {}
+    }
+
     /// The weak reference's callback: the kernel is being freed, so its address may soon name another
     /// object; its table leaves the index now and is released on the next learn.
     static let kernelGone: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, ref in
@@ -691,7 +699,7 @@ let helionForgetFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, kerne
         let table = HelionDispatch.tables.removeValue(forKey: UInt(bitPattern: kernel))
         withExtendedLifetime(table) {}
     }
-    HelionDispatch.released.removeAll()
+    HelionDispatch.releaseGoneTables()
     return SL_NewRefNone()
 }
 
