@@ -272,6 +272,12 @@ def _prepared_refusal(kernel, prepared, args) -> str:
         return "helion: wrapper without Helion's default launcher"
     if not prepared.matches(kernel, args):
         return "helion: prepared call does not match"
+    # Helion's other path to a wrapper for these arguments, its dispatch cache, must pick the same
+    # bound kernel: Helion publishes the two together, so they disagree only if something else
+    # changed one of them since.
+    fast_key = kernel._fast_dispatch_key(args)
+    if fast_key is None or kernel._dispatch_cache.get(fast_key) is not prepared.bound:
+        return "helion: dispatch cache disagrees with the prepared call"
     return ""
 
 
