@@ -292,8 +292,8 @@ enum HelionDispatch {
 
     /// The `_run` of the entry's bound kernel now (borrowed), or nil when the bound kernel is gone.
     private static func currentRun(of entry: HelionEntry) -> PyPtr? {
-        // Borrowed: the weak reference's target, alive while the arguments (and so the kernel, which
-        // holds its bound kernels) are; None once it went.
+        // Borrowed: the weak reference's target (None once it went), read below with no Python code
+        // in between that could free it.
         let bound = PyWeakref_GetObject(entry.boundRef)
         guard let bound, bound != SL_None() else { PyErr_Clear(); return nil }
         guard let dict = PyObject_GenericGetDict(bound, nil) else { PyErr_Clear(); return nil }
