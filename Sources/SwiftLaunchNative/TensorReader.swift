@@ -21,6 +21,11 @@ struct TorchShim {
     let strides: ArrayField
     let cudaDeviceType: Int32
     let cpuDeviceType: Int32
+    /// `aoti_torch_get_layout` and the strided layout's code, where this torch has them: a strided
+    /// layout is checked before sizes and strides are read, since reading the strides of a sparse
+    /// tensor fails slowly and prints a C++ backtrace.
+    let layout: Int32Field?
+    let stridedLayout: Int32?
 
     /// Resolves every function from `libraryPath`, which must already be loaded (torch imported):
     /// torch loads its libraries `RTLD_LOCAL`, so they are found through the library's own handle.
@@ -44,6 +49,13 @@ struct TorchShim {
         strides = unsafeBitCast(try symbol("aoti_torch_get_strides"), to: ArrayField.self)
         cudaDeviceType = unsafeBitCast(try symbol("aoti_torch_device_type_cuda"), to: Code.self)()
         cpuDeviceType = unsafeBitCast(try symbol("aoti_torch_device_type_cpu"), to: Code.self)()
+        if let getLayout = dlsym(handle, "aoti_torch_get_layout"), let strided = dlsym(handle, "aoti_torch_layout_strided") {
+            layout = unsafeBitCast(getLayout, to: Int32Field.self)
+            stridedLayout = unsafeBitCast(strided, to: Code.self)()
+        } else {
+            layout = nil
+            stridedLayout = nil
+        }
     }
 }
 
@@ -102,6 +114,32 @@ struct NativeTensorReader {
             guard shim.deviceIndex(tensor, &device) == 0 else { return nil }
         }
         return .tensor(dtype: index, address: UInt64(UInt(bitPattern: data)), device: device)
+    }
+
+    /// What Helion's prepared-call guard reads of a tensor (`dtype`, `shape`, `stride()`, `device`),
+    /// on any device: the raw dtype code (one per `torch.dtype` object, so equal codes mean the same
+    /// dtype object), torch's device type and index (-1 for the CPU), and the sizes and strides,
+    /// borrowed from the tensor. nil on any shim error or a non-strided layout.
+    @inline(__always)
+    func guardFields(_ object: PyPtr) -> HelionTensorFields? {
+        let tensor = handle(object)
+        if let layout = shim.layout {
+            var code: Int32 = -1
+            guard layout(tensor, &code) == 0, code == shim.stridedLayout else { return nil }
+        }
+        var fields = HelionTensorFields(dtype: -1, deviceType: -1, deviceIndex: -1, dim: 0, sizes: nil, strides: nil)
+        var dim: Int64 = 0
+        var sizes: UnsafeMutablePointer<Int64>?
+        var strides: UnsafeMutablePointer<Int64>?
+        guard shim.deviceType(tensor, &fields.deviceType) == 0, shim.deviceIndex(tensor, &fields.deviceIndex) == 0,
+              shim.dtype(tensor, &fields.dtype) == 0, shim.dim(tensor, &dim) == 0, dim >= 0,
+              shim.sizes(tensor, &sizes) == 0, shim.strides(tensor, &strides) == 0
+        else { return nil }
+        fields.dim = Int(dim)
+        fields.sizes = UnsafePointer(sizes)
+        fields.strides = UnsafePointer(strides)
+        guard dim == 0 || (sizes != nil && strides != nil) else { return nil }
+        return fields
     }
 
     /// Whether torch keeps this tensor's memory on the launch device type (asked only to name the

@@ -1,4 +1,5 @@
-"""Helion glue: a launcher for Helion's generated host wrappers (`_launcher=`), and `accelerate`.
+"""Helion glue: `install()` (every Helion kernel call through one native dispatch), and a launcher for
+Helion's generated host wrappers (`_launcher=`).
 
 Helion calls its launcher as `launcher(triton_kernel, grid, *args, num_warps=, num_stages=,
 **extras)`. `swiftlaunch.Launcher()` takes that call in Swift; calls it cannot reproduce exactly
@@ -7,6 +8,8 @@ Helion calls its launcher as `launcher(triton_kernel, grid, *args, num_warps=, n
 """
 
 from __future__ import annotations
+
+import warnings
 
 from triton.runtime.jit import JITFunction
 
@@ -63,20 +66,57 @@ def Launcher():
     return native.Launcher(factory, fallback)
 
 
-def accelerate(kernel, launcher=None) -> int:
-    """Makes a Helion kernel's compiled host wrappers launch through `launcher` (a new
-    `Launcher()` by default). Takes a `helion.Kernel` (every bound kernel compiled so far) or one
-    `BoundKernel`; returns how many wrappers now use it. Call the kernel once first so that it is
-    compiled; bound kernels compiled afterwards need another `accelerate`.
+def install(output_pool: bool = False) -> bool:
+    """Makes every Helion kernel call (Triton backend) go through swiftlaunch's native dispatch, with
+    no other change to user code; kernels made before `install()` included. Idempotent; True when the
+    hook is in place.
+
+    Refused, with one warning and nothing patched, for a Helion version other than the tested ones,
+    for a changed source of any Helion function the dispatch mirrors, or when the native core or its
+    tensor reader is not in use; the reason is counted in `swiftlaunch.stats()["fallbacks"]` (e.g.
+    "helion version not tested") and kept in `refusal()`.
+
+    `output_pool=True` (reusing output allocations) is not built yet and raises NotImplementedError.
     """
-    launcher = launcher or Launcher()
-    bounds = list(kernel._bound_kernels.values()) if hasattr(kernel, "_bound_kernels") else [kernel]
-    patched = 0
-    for bound in bounds:
-        run = getattr(bound, "_run", None)
-        defaults = getattr(run, "__kwdefaults__", None)
-        if defaults is None or "_launcher" not in defaults:
-            continue
-        defaults["_launcher"] = launcher
-        patched += 1
-    return patched
+    from . import _helion_dispatch
+
+    return _helion_dispatch.install(output_pool)
+
+
+def uninstall() -> bool:
+    """Undoes `install()`: Helion's own `Kernel.__call__` is back and every native table is dropped.
+    Idempotent; False when nothing was installed."""
+    from . import _helion_dispatch
+
+    return _helion_dispatch.uninstall()
+
+
+def installed() -> bool:
+    from . import _helion_dispatch
+
+    return _helion_dispatch.installed()
+
+
+def refusal() -> str:
+    """Why the last `install()` refused ("" when it did not)."""
+    from . import _helion_dispatch
+
+    return _helion_dispatch.refusal
+
+
+def dispatch_stats() -> dict:
+    """`{"dispatched", "learned", "tables", "entries"}`: calls the native dispatch ran, entries it
+    learned, and the kernels and entries it holds now."""
+    if _loader.native is None:
+        return {"dispatched": 0, "learned": 0, "tables": 0, "entries": 0}
+    return _loader.native.helion_stats()
+
+
+def accelerate(kernel=None, launcher=None) -> bool:
+    """Deprecated: use `install()`, which covers every Helion kernel, compiled or not, and keeps
+    `torch.compile` working. Calls `install()` and returns what it returns; both arguments are ignored
+    (this used to write a launcher into a kernel's compiled wrappers' `__kwdefaults__`, which Dynamo
+    cannot trace)."""
+    warnings.warn("swiftlaunch.helion.accelerate() is deprecated: use swiftlaunch.helion.install()",
+                  DeprecationWarning, stacklevel=2)
+    return install()

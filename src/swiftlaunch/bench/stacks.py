@@ -26,8 +26,8 @@ STACKS: dict[str, str] = {
     "swiftlaunch": "empty_like + swiftlaunch.fast(kernel)[grid](...)",
     "swiftlaunch_jit": "empty_like + kernel[grid](...) for a @swiftlaunch.jit kernel (its [grid] is the "
                        "core's own method, from _native.jit_getitem)",
-    "swiftlaunch_helion": "swiftlaunch.helion.accelerate(Helion kernel)(...)",
-    "swiftlaunch_helion_pool": "swiftlaunch.helion.accelerate with an output-buffer pool",
+    "swiftlaunch_helion": "Helion kernel(...) after swiftlaunch.helion.install()",
+    "swiftlaunch_helion_pool": "swiftlaunch.helion.install(output_pool=True) (not built yet)",
     "empty_like": "floor 1: torch.empty_like alone",
     "raw_launch": "floor 2: cuLaunchKernelEx loop in the Swift core, arguments packed once",
 }
@@ -213,15 +213,18 @@ def helion_kernel(bk: BenchKernel, env: Env):
         raise Unavailable("no Helion version of this kernel")
     helion = env.helion
     # One config and static shapes: no autotuning, one bound kernel. A new Kernel object per
-    # stack so that accelerating one never changes another.
+    # stack, so each stack's dispatch table is its own.
     return helion.kernel(bk.helion_fn, config=helion.Config(**bk.helion_config), static_shapes=True)
 
 
 def _prep_helion(bk: BenchKernel, env: Env) -> Prepared:
     kernel, args = helion_kernel(bk, env), bk.helion_args
+    # Helion's own Kernel.__call__, also once swiftlaunch.helion.install() has put its shim there.
+    method = type(kernel).__dict__["__call__"]
+    own_call = getattr(method, "__wrapped__", method)
 
     def call():
-        return kernel(*args)
+        return own_call(kernel, *args)
 
     return Prepared(call=call, check=call)
 
@@ -230,11 +233,10 @@ def _prep_swiftlaunch_helion(bk: BenchKernel, env: Env) -> Prepared:
     if env.sl_error:
         raise Unavailable(env.sl_error)
     kernel, args = helion_kernel(bk, env), bk.helion_args
-    kernel(*args)  # compile and bind first: accelerate may work on the bound kernels
-    # accelerate patches the kernel's compiled host wrappers in place and says how many.
-    patched = importlib.import_module("swiftlaunch.helion").accelerate(kernel)
-    if patched == 0:
-        raise RuntimeError("swiftlaunch.helion.accelerate patched no host wrapper")
+    sl_helion = importlib.import_module("swiftlaunch.helion")
+    if not sl_helion.install():
+        raise Unavailable(f"swiftlaunch.helion.install() refused: {sl_helion.refusal()}")
+    kernel(*args)  # compiles through Helion; the native dispatch learns the call
 
     def call():
         return kernel(*args)

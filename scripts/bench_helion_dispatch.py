@@ -1,0 +1,98 @@
+"""Per-call host cost of a Helion kernel call with and without `swiftlaunch.helion.install()`, on a GPU.
+
+Method as in /work/shared/notes/baseline-h200.md: `cpu_only` = time of N back-to-back calls with one
+`torch.cuda.synchronize()` at the end, divided by N; median over interleaved repetitions (every row
+once per repetition, in turn), after warm-up calls. µs per call.
+
+    python scripts/bench_helion_dispatch.py [--calls 20000] [--reps 5]
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import helion
+import helion.language as hl
+import swiftlaunch
+import swiftlaunch.helion as sl_helion
+
+
+@helion.kernel(config=helion.Config(block_sizes=[1024]), static_shapes=True)
+def add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    out = torch.empty_like(x)
+    for tile in hl.tile(out.size()):
+        out[tile] = x[tile] + y[tile]
+    return out
+
+
+@helion.kernel(config=helion.Config(block_sizes=[32, 32]), static_shapes=True)
+def add2d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    out = torch.empty_like(x)
+    for tile_m, tile_n in hl.tile(out.size()):
+        out[tile_m, tile_n] = x[tile_m, tile_n] + y[tile_m, tile_n]
+    return out
+
+
+def timed(call, calls):
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--reps", type=int, default=5)
+    options = parser.parse_args()
+
+    assert sl_helion.install(), sl_helion.refusal()
+    own = type(add).__dict__["__call__"].__wrapped__  # Helion's Kernel.__call__
+    x, y = torch.randn(4096, device="cuda"), torch.randn(4096, device="cuda")
+    x2, y2 = torch.randn(8192, device="cuda"), torch.randn(8192, device="cuda")
+    a, b = (torch.randn(1024, 1024, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for args in ((x, y), (x2, y2)):
+        add(*args)
+        add(*args)
+    add2d(a, b)
+    add2d(a, b)
+    bound = add.bind((x, y))
+    run = bound._run
+    launcher = swiftlaunch.Launcher()
+    lookup = swiftlaunch._loader.native.helion_lookup
+    rows = {
+        "eager torch.add(x, y)": lambda: torch.add(x, y),
+        "torch.empty_like(x)": lambda: torch.empty_like(x),
+        "Helion k(x, y)": lambda: own(add, x, y),
+        "installed k(x, y)": lambda: add(x, y),
+        "Helion, two shapes in turn (per call)": lambda: (own(add, x, y), own(add, x2, y2)),
+        "installed, two shapes in turn (per call)": lambda: (add(x, y), add(x2, y2)),
+        "wrapper bound._run(x, y), Helion's launcher": lambda: run(x, y),
+        "wrapper with _launcher=swiftlaunch.Launcher()": lambda: run(x, y, _launcher=launcher),
+        "native guard alone (helion_lookup)": lambda: lookup(add, (x, y)),
+        "Helion k(a, b) 1024² bf16": lambda: own(add2d, a, b),
+        "installed k(a, b) 1024² bf16": lambda: add2d(a, b),
+    }
+    halves = {name for name in rows if "two shapes" in name}
+    for call in rows.values():
+        for _ in range(500):
+            call()
+    samples = {name: [] for name in rows}
+    for _ in range(options.reps):
+        for name, call in rows.items():
+            per_call = timed(call, options.calls)
+            samples[name].append(per_call / 2 if name in halves else per_call)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, helion {sl_helion._helion_dispatch.helion_version(helion)}, "
+          f"{options.calls} calls x {options.reps} reps, us/call cpu_only (median, min)")
+    for name, values in samples.items():
+        print(f"  {name:48s} {statistics.median(values):7.2f} {min(values):7.2f}")
+    print("dispatch:", sl_helion.dispatch_stats())
+    print("stats:", swiftlaunch.stats())
+
+
+if __name__ == "__main__":
+    main()
