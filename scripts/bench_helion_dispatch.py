@@ -17,6 +17,7 @@ import helion
 import helion.language as hl
 import swiftlaunch
 import swiftlaunch.helion as sl_helion
+from swiftlaunch import _helion_dispatch
 
 
 @helion.kernel(config=helion.Config(block_sizes=[1024]), static_shapes=True)
@@ -86,7 +87,7 @@ def main():
         for name, call in rows.items():
             per_call = timed(call, options.calls)
             samples[name].append(per_call / 2 if name in halves else per_call)
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, helion {sl_helion._helion_dispatch.helion_version(helion)}, "
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, helion {_helion_dispatch.helion_version(helion)}, "
           f"{options.calls} calls x {options.reps} reps, us/call cpu_only (median, min)")
     for name, values in samples.items():
         print(f"  {name:48s} {statistics.median(values):7.2f} {min(values):7.2f}")

@@ -27,6 +27,7 @@ helion = pytest.importorskip("helion")
 import swiftlaunch  # noqa: E402
 import swiftlaunch.helion as sl_helion  # noqa: E402
 from swiftlaunch import _helion_dispatch  # noqa: E402
+from child_env import python_path
 
 kernel_module = importlib.import_module("helion.runtime.kernel")
 Kernel = kernel_module.Kernel
@@ -164,8 +165,7 @@ def test_layout_change_is_refused(fresh_gate):
 def test_interpreted_cases():
     """Runs tests/interpreted/helion_dispatch_cases.py with Triton's interpreter on from the start."""
     environment = {**os.environ, "TRITON_INTERPRET": "1"}
-    source = str(HERE.parent / "src")
-    environment["PYTHONPATH"] = os.pathsep.join([source, environment.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    environment["PYTHONPATH"] = python_path()
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:logging",
          str(HERE / "interpreted" / "helion_dispatch_cases.py")],

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fake_driver import harness
+from child_env import python_path
 
 TESTS = Path(__file__).resolve().parent
 CASES = TESTS / "fake_driver" / "hit_path_cases.py"
@@ -51,13 +52,8 @@ def fake_library_dir(tmp_path_factory):
 
 
 def environment(library_dir, **extra):
-    import swiftlaunch
-
     env = dict(os.environ)
-    # The same swiftlaunch as this process (a source tree or an installed wheel), and tests/ for the
-    # harness.
-    paths = [str(Path(swiftlaunch.__file__).resolve().parents[1]), str(TESTS), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env["PYTHONPATH"] = python_path(str(TESTS))  # tests/ for the harness
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(library_dir), env.get("LD_LIBRARY_PATH", "")) if p)
     # CPU tensors stand in for device memory, and torch says device -1 for them.
     env["FAKE_CUDA_DEVICE"] = "-1"

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import python_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().parent / "native_fuzz.py"
@@ -36,7 +37,7 @@ def runs(native, tmp_path_factory):
     """Starts the three runs at once (they are independent processes) and waits for all of them."""
     fake = stand_in_libcuda(tmp_path_factory.mktemp("fakecuda"))
     # No CUDA device in any run: a GPU machine's real driver must never see a made-up kernel.
-    base = {"PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": "", "SWIFTLAUNCH_FUZZ_SEED": SEED}
+    base = {"PYTHONPATH": python_path(), "CUDA_VISIBLE_DEVICES": "", "SWIFTLAUNCH_FUZZ_SEED": SEED}
     plans = {"no driver": {"SWIFTLAUNCH_FUZZ_CALLS": "100000"}}
     if fake is not None:
         driver = {"LD_LIBRARY_PATH": f"{fake}:{os.environ.get('LD_LIBRARY_PATH', '')}"}

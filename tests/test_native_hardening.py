@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from child_env import python_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +201,7 @@ def fake_cuda(tmp_path_factory):
 def run_case(name, env):
     script = PRELUDE + "\n" + CASES[name]
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **env}, cwd=ROOT)
+                            env={**os.environ, "PYTHONPATH": python_path(), **env}, cwd=ROOT)
     assert result.returncode == 0, f"{name}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 

@@ -3,7 +3,6 @@ are equal exactly when Triton's cache keys are."""
 
 import itertools
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

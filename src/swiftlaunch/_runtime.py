@@ -170,7 +170,7 @@ def _is_data_descriptor(owner: type, name: str) -> bool:
 
 
 def _configure(native) -> None:
-    global pass_through_reason, reader_status, rules_family
+    global reader_status, rules_family
     import torch
     import triton
     from triton import knobs
