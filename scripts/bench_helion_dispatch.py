@@ -14,26 +14,17 @@ import time
 import torch
 
 import helion
-import helion.language as hl
 import swiftlaunch
 import swiftlaunch.helion as sl_helion
 from swiftlaunch import _helion_dispatch
+from swiftlaunch.bench import kernels
 
 
-@helion.kernel(config=helion.Config(block_sizes=[1024]), static_shapes=True)
-def add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(x)
-    for tile in hl.tile(out.size()):
-        out[tile] = x[tile] + y[tile]
-    return out
-
-
-@helion.kernel(config=helion.Config(block_sizes=[32, 32]), static_shapes=True)
-def add2d(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(x)
-    for tile_m, tile_n in hl.tile(out.size()):
-        out[tile_m, tile_n] = x[tile_m, tile_n] + y[tile_m, tile_n]
-    return out
+# The benchmark's own Helion add (load_helion() first: it binds `hl` for it), at the configs its
+# suite uses for 1-D and 2-D adds.
+kernels.load_helion()
+add = helion.kernel(kernels.helion_add, config=helion.Config(block_sizes=[1024]), static_shapes=True)
+add2d = helion.kernel(kernels.helion_add, config=helion.Config(block_sizes=[32, 32]), static_shapes=True)
 
 
 def timed(call, calls):
