@@ -28,7 +28,8 @@ from swiftlaunch.bench.suite import KERNEL_ALIASES, KERNELS, QUICK_KERNELS, make
 from swiftlaunch.bench.targets import TENSOR_KERNELS, per_tensor_slope_ns, summarize_targets, verdict  # noqa: E402
 from swiftlaunch.bench.timing import Settings, time_interleaved  # noqa: E402
 
-no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present: tests/gpu covers the bench")
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(),
+                            reason="a CUDA GPU is present: tests/gpu/test_bench_gpu.py runs the GPU path")
 
 
 def _helion_imports() -> bool:
