@@ -2,7 +2,7 @@
 import SwiftLaunchCore
 
 /// Helion's launcher contract: `launcher(triton_kernel, grid, *args, num_warps=, num_stages=, **extras)`.
-final class LauncherState {
+final class LauncherState: CollectableState {
     /// `factory(triton_kernel)` → a `_native.Kernel` for it, or None when it cannot be accelerated.
     let factory: PyRef
     /// Helion's own launcher, for calls whose extras swiftlaunch does not handle.
@@ -116,34 +116,19 @@ let launcherNew: @convention(c) (OpaquePointer?, PyPtr?, PyPtr?) -> PyPtr? = {
 
 let launcherDealloc: @convention(c) (PyPtr?) -> Void = { object in
     guard let object else { return }
-    // Untracked first: the collector must not traverse an object that is half torn down.
-    PyObject_GC_UnTrack(object)
-    _ = launcherClear(object)
-    freeObject(object)
+    deallocObject(object, state: launcherStateSlot(object), LauncherState.self)
 }
 
-/// Reports the type (instances of heap types own a reference to it) and everything the state holds.
 let launcherTraverse: @convention(c) (PyPtr?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
     object, visit, argument in
     guard let object else { return 0 }
-    let report = visiting(visit, argument)
-    let typeResult = report(UnsafeMutableRawPointer(SL_Type(object)).assumingMemoryBound(to: PyObject.self))
-    if typeResult != 0 { return typeResult }
-    guard let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self).pointee.state
-    else { return 0 }
-    return Unmanaged<LauncherState>.fromOpaque(raw).takeUnretainedValue().traverse(report)
+    return traverseObject(object, state: launcherStateSlot(object), LauncherState.self, visit, argument)
 }
 
-/// Drops the state, and with it the factory, the fallback and the kernels table. Later calls raise.
+/// Drops the factory, the fallback and the kernels table; later calls raise.
 let launcherClear: @convention(c) (PyPtr?) -> Int32 = { object in
     guard let object else { return 0 }
-    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self)
-    if let state = layout.pointee.state {
-        // Null before releasing: the release runs Python code (finalizers) that may reach this object.
-        layout.pointee.state = nil
-        Unmanaged<LauncherState>.fromOpaque(state).release()
-    }
-    return 0
+    return clearObject(state: launcherStateSlot(object), LauncherState.self)
 }
 
 let launcherVectorcall: SLVectorcallFunc = { callable, args, nargsf, kwnames in

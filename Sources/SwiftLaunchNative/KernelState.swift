@@ -20,7 +20,7 @@ final class CacheEntry {
 /// The native side of one `JITFunction`: what its parameters are, and its compiled kernels by
 /// native dispatch key. Touched only with the GIL held, and no Python code runs while its cache
 /// is read or written, so many threads may launch through it.
-final class KernelState {
+final class KernelState: CollectableState {
     let function: PyPtr
     /// `function.__dict__`, where Triton keeps the per-kernel guards (`pre_run_hooks`, `debug`,
     /// `used_global_vals`).

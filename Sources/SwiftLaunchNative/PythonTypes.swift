@@ -164,6 +164,58 @@ func visiting(_ visit: visitproc?, _ argument: UnsafeMutableRawPointer?) -> (PyP
     { object in visit?(object, argument) ?? 0 }
 }
 
+/// The native state an extension object owns (+1, as an `Unmanaged` pointer in one field of its
+/// layout), and the Python objects it holds for the cycle collector.
+protocol CollectableState: AnyObject {
+    func traverse(_ visit: (PyPtr) -> Int32) -> Int32
+}
+
+/// `tp_traverse` of an object whose state sits at `slot`: the type (instances of heap types own a
+/// reference to it), then everything the state holds.
+func traverseObject<State: CollectableState>(_ object: PyPtr, state slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                                             _: State.Type, _ visit: visitproc?,
+                                             _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    let report = visiting(visit, argument)
+    let typeResult = report(UnsafeMutableRawPointer(SL_Type(object)).assumingMemoryBound(to: PyObject.self))
+    if typeResult != 0 { return typeResult }
+    guard let raw = slot.pointee else { return 0 }
+    return Unmanaged<State>.fromOpaque(raw).takeUnretainedValue().traverse(report)
+}
+
+/// `tp_clear`: drops the state at `slot`, and with it every reference it holds; later calls raise.
+func clearObject<State: CollectableState>(state slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                                          _: State.Type) -> Int32 {
+    if let state = slot.pointee {
+        // Null before releasing: the release runs Python code (finalizers) that may reach this object.
+        slot.pointee = nil
+        Unmanaged<State>.fromOpaque(state).release()
+    }
+    return 0
+}
+
+/// `tp_dealloc` of a collectable object: untracked first, so the collector never traverses an object
+/// that is half torn down, then cleared and freed.
+func deallocObject<State: CollectableState>(_ object: PyPtr, state slot: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                                            _ type: State.Type) {
+    PyObject_GC_UnTrack(object)
+    _ = clearObject(state: slot, type)
+    freeObject(object)
+}
+
+/// Where a kernel object and a launcher object keep their state (`offset(of:)` is never nil for a
+/// stored property).
+func kernelStateSlot(_ object: PyPtr) -> UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self)
+    return UnsafeMutableRawPointer(layout).advanced(by: MemoryLayout<KernelObjectLayout>.offset(of: \.state)!)
+        .assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+}
+
+func launcherStateSlot(_ object: PyPtr) -> UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: LauncherLayout.self)
+    return UnsafeMutableRawPointer(layout).advanced(by: MemoryLayout<LauncherLayout>.offset(of: \.state)!)
+        .assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+}
+
 /// Heap-type instances release their type's reference when they go.
 func freeObject(_ object: PyPtr) {
     let type = SL_Type(object)!

@@ -152,34 +152,19 @@ func buildKernelState(function: PyPtr, miss: PyPtr, names: PyPtr, traits: PyPtr,
 
 let kernelDealloc: @convention(c) (PyPtr?) -> Void = { object in
     guard let object else { return }
-    // Untracked first: the collector must not traverse an object that is half torn down.
-    PyObject_GC_UnTrack(object)
-    _ = kernelClear(object)
-    freeObject(object)
+    deallocObject(object, state: kernelStateSlot(object), KernelState.self)
 }
 
-/// Reports the type (instances of heap types own a reference to it) and everything the state holds.
 let kernelTraverse: @convention(c) (PyPtr?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
     object, visit, argument in
     guard let object else { return 0 }
-    let report = visiting(visit, argument)
-    let typeResult = report(UnsafeMutableRawPointer(SL_Type(object)).assumingMemoryBound(to: PyObject.self))
-    if typeResult != 0 { return typeResult }
-    guard let raw = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self).pointee.state
-    else { return 0 }
-    return Unmanaged<KernelState>.fromOpaque(raw).takeUnretainedValue().traverse(report)
+    return traverseObject(object, state: kernelStateSlot(object), KernelState.self, visit, argument)
 }
 
-/// Drops the state, and with it every reference the kernel holds. Later calls raise RuntimeError.
+/// Later calls on a cleared kernel raise RuntimeError.
 let kernelClear: @convention(c) (PyPtr?) -> Int32 = { object in
     guard let object else { return 0 }
-    let layout = UnsafeMutableRawPointer(object).assumingMemoryBound(to: KernelObjectLayout.self)
-    if let state = layout.pointee.state {
-        // Null before releasing: the release runs Python code (finalizers) that may reach this object.
-        layout.pointee.state = nil
-        Unmanaged<KernelState>.fromOpaque(state).release()
-    }
-    return 0
+    return clearObject(state: kernelStateSlot(object), KernelState.self)
 }
 
 /// `kernel[grid]` → a bound launch, called like Triton's `kernel[grid](*args, **kwargs)`.
