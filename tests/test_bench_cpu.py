@@ -196,11 +196,12 @@ def _target_cells(vec_us: dict[str, float], tensor_line: dict[str, tuple[float, 
 
 
 VEC_US = {"triton": 14.0, "compiled_run": 7.5, "swiftlaunch": 5.7, "swiftlaunch_jit": 7.0, "swiftlaunch_opts": 5.8,
-          "launcher": 6.0, "raw_launch": 4.0}
+          "launcher": 6.0, "raw_launch": 4.0, "raw_launch_each": 4.6}
 
 
 def test_targets_summary_and_table_from_recorded_cells():
-    line = {"triton": (13.0, 0.6), "compiled_run": (7.0, 0.2), "swiftlaunch": (6.0, 0.07), "raw_launch": (3.0, 0.03)}
+    line = {"triton": (13.0, 0.6), "compiled_run": (7.0, 0.2), "swiftlaunch": (6.0, 0.07), "raw_launch": (3.0, 0.03),
+            "raw_launch_each": (3.5, 0.05)}
     cells = _target_cells(VEC_US, line)
     settings = Settings(calls=100, reps=3, warmup=1)
     targets = summarize_targets(cells, "Test GPU", settings, 30.0)
@@ -236,7 +237,10 @@ def test_targets_summary_and_table_from_recorded_cells():
     assert line_of("launcher - swiftlaunch_opts")[-5:] == ["0.20", "<=", "0.3", "us", "met"]
     assert line_of("swiftlaunch ")[:2] == ["swiftlaunch", "5.70"] and line_of("swiftlaunch ")[-2:] == ["70", "ok"]
     assert line_of("launcher ")[:2] == ["launcher", "6.00"] and line_of("launcher ")[-1] == "ok"
-    assert line_of("raw_launch")[:2] == ["raw_launch", "4.00"]
+    assert line_of("raw_launch ")[:2] == ["raw_launch", "4.00"]
+    # The floor of a launch called from Python is shown with its slope and judged by no verdict.
+    assert line_of("raw_launch_each")[:2] == ["raw_launch_each", "4.60"] and line_of("raw_launch_each")[-2:] == ["50", "ok"]
+    assert not any("raw_launch_each" in v for v in verdicts)
 
     # Other numbers, other verdicts: 4.5 / 7.5 = 0.6, 4.5 / 4.0 = 1.125 and 45 - 30 ns now meet their
     # targets; a Launcher 0.6 us over fast misses its own.

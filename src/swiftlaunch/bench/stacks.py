@@ -283,6 +283,19 @@ def prep_raw_launch(bk: BenchKernel, env: Env) -> Prepared:
     return Prepared(batch=batch, check=into(out, lambda: batch(1)))
 
 
+def prep_raw_launch_each(bk: BenchKernel, env: Env) -> Prepared:
+    # The same native launch, one per Python call: the loop, a call into the extension, reading and
+    # packing the arguments, one context query and one cuLaunchKernelEx. No launcher called from
+    # Python can do less, so this is the floor a Python-called launch is measured against.
+    raw = prep_raw_launch(bk, env)
+    batch = raw.batch
+
+    def call():
+        return batch(1)
+
+    return Prepared(call=call, check=raw.check)
+
+
 #: Stack -> how it is prepared for one kernel, each call allocating its output. Keys are STACKS'.
 PREPARE: dict[str, Callable[[BenchKernel, Env], Prepared]] = {
     "eager": _prep_eager,

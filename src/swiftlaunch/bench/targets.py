@@ -9,6 +9,9 @@ output allocated once, outside the timed call, so that only the launch path is t
 - ``swiftlaunch.Launcher()`` called as Helion's generated host wrapper calls its ``_launcher`` at
   most 0.3 us above ``fast`` given the same arguments (vec_add, the same launch options).
 
+``raw_launch_each`` (the raw launch, once per Python call) is shown beside them and judged by nothing:
+it is the floor of any launch called from Python, which the raw loop's ratio does not separate.
+
 Each verdict is met, missed or not measured, from the figures of the same run.
 """
 
@@ -24,7 +27,8 @@ from .cells import Cell, cell_dict, error_cells, prepare_stacks
 from .environment import Env, probe_env, stats_for
 from .messages import progress
 from .records import header
-from .stacks import PREPARE, Prepared, prep_launcher, prep_raw_launch, prep_swiftlaunch_helion_options
+from .stacks import (PREPARE, Prepared, prep_launcher, prep_raw_launch, prep_raw_launch_each,
+                     prep_swiftlaunch_helion_options)
 from .suite import KERNELS, BenchKernel, make_kernel
 from .timing import Settings, loop_overhead_ns, sync_for, time_interleaved
 
@@ -40,6 +44,8 @@ TARGET_STACKS: dict[str, str] = {
     "launcher": "swiftlaunch.Launcher()(kernel, grid, out, ..., num_warps=, num_stages=), as Helion's host "
                 "wrapper calls its _launcher (launch options from the kernel's Helion config)",
     "raw_launch": "cuLaunchKernelEx loop in the Swift core, arguments packed once",
+    "raw_launch_each": "the same native launch once per Python call (_native.raw_launch_loop(..., 1)): "
+                       "the floor of any launch called from Python; shown, not judged",
 }
 TARGET_KERNEL = "vec_add"
 #: (stack, the stack it is divided by, the most the ratio of their vec_add medians may be).
@@ -52,7 +58,7 @@ TARGET_RATIOS: tuple[tuple[str, str, float], ...] = (
 #: The kernels whose slope is the cost of one extra tensor argument -> their tensor arguments.
 TENSOR_KERNELS: dict[str, int] = {"many_args_4": 4, "many_args_16": 16, "many_args_64": 64}
 # raw_launch too: the driver's own cost per extra parameter, which every stack pays.
-TENSOR_STACKS = ("triton", "compiled_run", "swiftlaunch", "raw_launch")
+TENSOR_STACKS = ("triton", "compiled_run", "swiftlaunch", "raw_launch", "raw_launch_each")
 #: The stack whose ns per extra tensor may exceed raw_launch's by at most this many ns.
 TENSOR_TARGET_STACK, TENSOR_OVER_RAW_NS = "swiftlaunch", 20.0
 #: (stack, the stack it is compared with, the most its vec_add median may exceed the other's, in us).
@@ -66,6 +72,7 @@ PREALLOCATED: dict[str, Callable[[BenchKernel, Env], Prepared]] = {
     "swiftlaunch_opts": prep_swiftlaunch_helion_options,
     "launcher": prep_launcher,
     "raw_launch": prep_raw_launch,  # allocation-free already
+    "raw_launch_each": prep_raw_launch_each,
 }
 assert PREALLOCATED.keys() == TARGET_STACKS.keys()
 
