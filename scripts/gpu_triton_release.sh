@@ -16,6 +16,8 @@ site=/tmp/triton$tag
 if [ ! -d "$site/triton" ]; then
     mkdir -p "$site"
     cat /tmp/tw/t"$tag".tar.xz.part* | xz -d | tar x -C "$site" || { echo "unpacking t$tag failed"; exit 1; }
+    # Files left out of the parts to keep them small, carried on their own (3.9's ptxas-blackwell).
+    if [ -f /tmp/tw/t"$tag".addon.tar.xz ]; then xz -d < /tmp/tw/t"$tag".addon.tar.xz | tar x -C "$site" || exit 1; fi
 fi
 export PYTHONPATH=/tmp/site:$site SWIFTLAUNCH_ALLOW_UNTESTED=1
 python3 -c "import triton, torch; print('triton', triton.__version__, triton.__file__, '| torch', torch.__version__)" \
