@@ -9,8 +9,8 @@ output allocated once, outside the timed call, so that only the launch path is t
 - ``swiftlaunch.Launcher()`` called as Helion's generated host wrapper calls its ``_launcher`` at
   most 0.3 us above ``fast`` given the same arguments (vec_add, the same launch options).
 
-``raw_launch_each`` (the raw launch, once per Python call) is shown beside them and judged by nothing:
-it is the floor of any launch called from Python, which the raw loop's ratio does not separate.
+``raw_launch_each`` (the raw launch, once per Python call, with no guard and no key) is shown beside
+them and judged by nothing: it separates what calling from Python costs from what the launch path adds.
 
 Each verdict is met, missed or not measured, from the figures of the same run.
 """
@@ -44,8 +44,9 @@ TARGET_STACKS: dict[str, str] = {
     "launcher": "swiftlaunch.Launcher()(kernel, grid, out, ..., num_warps=, num_stages=), as Helion's host "
                 "wrapper calls its _launcher (launch options from the kernel's Helion config)",
     "raw_launch": "cuLaunchKernelEx loop in the Swift core, arguments packed once",
-    "raw_launch_each": "the same native launch once per Python call (_native.raw_launch_loop(..., 1)): "
-                       "the floor of any launch called from Python; shown, not judged",
+    "raw_launch_each": "the same native launch once per Python call (_native.raw_launch_loop(..., 1)), "
+                       "with no guard and no key: about the least a launch called from Python does; "
+                       "shown, not judged",
 }
 TARGET_KERNEL = "vec_add"
 #: (stack, the stack it is divided by, the most the ratio of their vec_add medians may be).
