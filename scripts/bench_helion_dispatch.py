@@ -5,6 +5,11 @@ Method as in /work/shared/notes/baseline-h200.md: `cpu_only` = time of N back-to
 once per repetition, in turn), after warm-up calls. µs per call.
 
     python scripts/bench_helion_dispatch.py [--calls 20000] [--reps 5]
+
+Two sections, each interleaved on its own: the pool off, then on (`install(output_pool=True)` is
+process-wide). Issue 9's targets are printed last, each a ratio of two rows of one section; the raw
+launch is the Swift core's `cuLaunchKernelEx` loop on the benchmark's Triton add of the same size
+(arguments packed once), per launch.
 """
 
 import argparse
@@ -69,6 +74,48 @@ def main():
         "Helion k(a, b) 1024² bf16": lambda: own(add2d, a, b),
         "installed k(a, b) 1024² bf16": lambda: add2d(a, b),
     }
+    rows["eager torch.add(a, b) 1024² bf16"] = lambda: torch.add(a, b)
+    first = measure(rows, options)
+    pool_rows = {
+        "eager torch.add(x, y)": lambda: torch.add(x, y),
+        "installed, pool k(x, y)": lambda: add(x, y),
+        "installed, pool, two shapes in turn (per call)": lambda: (add(x, y), add(x2, y2)),
+        "eager torch.add(a, b) 1024² bf16": lambda: torch.add(a, b),
+        "installed, pool k(a, b) 1024² bf16": lambda: add2d(a, b),
+    }
+    assert sl_helion.install(output_pool=True), sl_helion.refusal()
+    pool = measure(pool_rows, options) if sl_helion.pool_on() else None
+    raw_us = raw_launch_us(x, y, options)
+
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, helion {_helion_dispatch.helion_version(helion)}, "
+          f"{options.calls} calls x {options.reps} reps, us/call cpu_only (median, min)")
+    report(first)
+    if pool is None:
+        print(f"pool: off ({sl_helion.pool_refusal()})")
+    else:
+        print("with install(output_pool=True):")
+        report(pool)
+    print(f"  {'raw cuLaunchKernelEx loop, Triton add 4096 fp32, per launch':48s} {raw_us:7.2f}")
+    print("dispatch:", sl_helion.dispatch_stats())
+    print("stats:", swiftlaunch.stats())
+
+    med = {name: statistics.median(values) for name, values in first.items()}
+    floor = med["torch.empty_like(x)"] + raw_us
+    print("targets (issue 9), ratios of medians within a section:")
+    target("installed / eager (vec add)", med["installed k(x, y)"] / med["eager torch.add(x, y)"], 1.0)
+    target("installed / (empty_like + raw launch)", med["installed k(x, y)"] / floor, 1.25)
+    target("installed 1024² bf16 / eager 1024² bf16",
+           med["installed k(a, b) 1024² bf16"] / med["eager torch.add(a, b) 1024² bf16"], 1.0)
+    target("installed, two shapes in turn / steady",
+           med["installed, two shapes in turn (per call)"] / med["installed k(x, y)"], 1.2)
+    if pool is not None:
+        pmed = {name: statistics.median(values) for name, values in pool.items()}
+        target("pool / eager (vec add)", pmed["installed, pool k(x, y)"] / pmed["eager torch.add(x, y)"], 0.8)
+        target("pool / raw launch", pmed["installed, pool k(x, y)"] / raw_us, 1.2)
+
+
+def measure(rows, options):
+    """Every row warmed up, then timed once per repetition in turn: {name: [us per call, ...]}."""
     halves = {name for name in rows if "two shapes" in name}
     for call in rows.values():
         for _ in range(500):
@@ -78,12 +125,36 @@ def main():
         for name, call in rows.items():
             per_call = timed(call, options.calls)
             samples[name].append(per_call / 2 if name in halves else per_call)
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, helion {_helion_dispatch.helion_version(helion)}, "
-          f"{options.calls} calls x {options.reps} reps, us/call cpu_only (median, min)")
+    return samples
+
+
+def report(samples):
     for name, values in samples.items():
         print(f"  {name:48s} {statistics.median(values):7.2f} {min(values):7.2f}")
-    print("dispatch:", sl_helion.dispatch_stats())
-    print("stats:", swiftlaunch.stats())
+
+
+def target(what, value, limit):
+    print(f"  {what:48s} {value:7.3f}  <= {limit:.2f}  {'met' if value <= limit else 'missed'}")
+
+
+def raw_launch_us(x, y, options):
+    """The Swift core's launch loop on the benchmark's Triton add of x and y: us per launch (median
+    over the repetitions), the arguments packed once."""
+    fast = swiftlaunch.fast(kernels.add_kernel)
+    out = torch.empty_like(x)
+    grid = ((x.numel() + 1023) // 1024,)
+    fast[grid](out, x, y, x.numel(), BLOCK=1024)  # a miss: Triton launches, the core caches it
+    device = torch.cuda.current_device()
+    token = fast.key(device, out, x, y, x.numel(), BLOCK=1024)
+    stream = torch.cuda.current_stream().cuda_stream
+    native = swiftlaunch._loader.native
+    args = (out, x, y, x.numel(), 1024)
+    seconds = []
+    for _ in range(options.reps):
+        torch.cuda.synchronize()
+        seconds.append(native.raw_launch_loop(fast, token, (grid[0], 1, 1), args, stream, device, options.calls))
+        torch.cuda.synchronize()
+    return statistics.median(seconds) / options.calls * 1e6
 
 
 if __name__ == "__main__":
