@@ -366,6 +366,10 @@ let helionPoolConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?,
           let hasNames = PyUnicode_InternFromString("has_names")
     else { return nil }
     OutputPool.cudaDeviceType = reader.shim.cudaDeviceType
+    if HelionDispatch.dictPointer == nil, let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "_PyObject_GetDictPtr") {
+        // Sound: CPython declares it `PyObject **_PyObject_GetDictPtr(PyObject *)` (see HelionDispatch).
+        HelionDispatch.dictPointer = unsafeBitCast(symbol, to: HelionDispatch.DictPointer.self)
+    }
     OutputPool.config = PoolConfig(layout: layout, weakrefCount: args[0]!, isCapturing: args[1]!, inferenceEnabled: args[2]!,
                                    dispatchStackLength: args[3]!, names: (requiresGrad, grad, hasNames))
     return SL_NewRefNone()
