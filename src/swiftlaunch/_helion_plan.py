@@ -227,6 +227,15 @@ class _Checker:
             self.metadata_expression(node.value)
             self.metadata_expression(node.slice)
             return
+        if isinstance(node, ast.JoinedStr):  # an f-string (assert messages)
+            for value in node.values:
+                self.metadata_expression(value)
+            return
+        if isinstance(node, ast.FormattedValue):
+            self.metadata_expression(node.value)
+            if node.format_spec is not None:
+                self.metadata_expression(node.format_spec)
+            return
         if isinstance(node, ast.Slice):
             for part in (node.lower, node.upper, node.step):
                 if part is not None:
