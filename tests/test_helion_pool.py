@@ -130,3 +130,22 @@ def test_pool_holder_is_the_only_reference(pool):
     box = [t]
     assert sys.getrefcount(t) > 2
     assert reason(pool, box) == "result still referenced"
+
+
+def test_entry_points_refuse_bad_arguments(native):
+    with pytest.raises(TypeError):
+        native.helion_pool_probe(object())
+    with pytest.raises(ValueError):
+        native.helion_pool_layout(1 << 40, True)
+    with pytest.raises(TypeError):
+        native.helion_pool_layout("8", True)
+    with pytest.raises(TypeError):
+        native.helion_pool_counts(object())
+    with pytest.raises(TypeError):
+        native.helion_pool_check(torch.empty(2))
+    with pytest.raises(TypeError):
+        native.helion_pool_check([1, 2])
+    with pytest.raises(TypeError):
+        native.helion_pool_configure(1, 2, 3)
+    with pytest.raises(TypeError):
+        native.helion_native_configure(5)

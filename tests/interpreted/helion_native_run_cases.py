@@ -184,3 +184,36 @@ def test_ineligible_reason_counted_once(K, installed):
     for _ in range(4):
         torch.testing.assert_close(K.broadcast_add(m, m), m + m)
     assert swiftlaunch.stats()["fallbacks"].get("helion native run: call of torch.broadcast_tensors") == 1
+
+
+@pytest.mark.parametrize("plan", [
+    ((1, 2),),
+    ((), (((2, None), (2, (1,)), (0, 99)), None), (False, ())),          # an input index out of range
+    ((), (((2, None), (2, (1,)), (1, 0)), None), (False, ())),           # an output that does not exist
+    ((), (((2, None),), None), (False, ())),                             # no grid
+    ((), (((2, None), (2, (1,))), ("a", "b", "c")), (False, ())),       # more keyword names than values
+    ((), (((2, None), (2, (1,))), None), (False, ((2, 5),))),           # returns a constant
+])
+def test_malformed_plan_stays_first_stage(K, installed, plan):
+    """A plan the native side cannot check is refused, counted, and the call's result stands."""
+    native = swiftlaunch._loader.native
+    native.helion_native_configure(lambda run, launcher, args: (run(*args, _launcher=launcher), plan))
+    try:
+        x, y = torch.randn(8), torch.randn(8)
+        for _ in range(4):
+            torch.testing.assert_close(K.scaled_add(x, y, 0.5, 2), (x + y * 0.5) * 2)
+        assert swiftlaunch.stats()["fallbacks"].get("helion native run: plan not decodable") == 1
+    finally:
+        native.helion_native_configure(_helion_plan.record)
+
+
+def test_recorder_returning_garbage_raises(K, installed):
+    native = swiftlaunch._loader.native
+    native.helion_native_configure(lambda run, launcher, args: 5)
+    try:
+        x, y = torch.randn(8), torch.randn(8)
+        K.scaled_add(x, y, 0.5, 2)  # learned
+        with pytest.raises(RuntimeError, match="recorder"):
+            K.scaled_add(x, y, 0.5, 2)
+    finally:
+        native.helion_native_configure(_helion_plan.record)
