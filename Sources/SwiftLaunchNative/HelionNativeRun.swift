@@ -223,7 +223,11 @@ enum HelionNativeRun {
         case let .planned(plan):
             if PyTuple_Size(args) == plan.argumentCount {
                 nativeRuns &+= 1
-                return plan.run(launcher: launcher, args: args)
+                // An allocation can run the cycle collector, and with it finalizers that may change
+                // the table: the entry (with its plan) and the launcher stay alive through the call,
+                // as in the first stage.
+                let launcherRef = PyRef(borrowing: launcher)
+                return withExtendedLifetime((entry, launcherRef)) { plan.run(launcher: launcher, args: args) }
             }
             return HelionDispatch.run(entry, launcher: launcher, args: args)
         case .firstStage:

@@ -80,6 +80,8 @@ refusal = ""
 # Whether the output pool is on, and why it is off when it was asked for ("" otherwise).
 _pool_on = False
 pool_refusal = ""
+# Whether hits record and run plans (the second stage) as last configured.
+_native_run_on = True
 
 # `SWIFTLAUNCH_HELION_NATIVE_RUN=0` keeps every hit in the first stage (the wrapper runs in Python with
 # swiftlaunch's launcher); by default eligible wrappers run natively (`_helion_plan`).
@@ -353,18 +355,29 @@ def _wants_pool(output_pool: bool) -> bool:
 
 
 def _configure_stages(native, output_pool: bool) -> None:
-    """The second stage and the pool, as asked. A change of pool setting drops every table: plans
-    made without a pool would keep running without one (and the other way round)."""
-    global _pool_on, pool_refusal
+    """The second stage and the pool, as asked. A change of either drops every table: entries keep
+    the stage they reached, and plans made without a pool would keep running without one (and the
+    other way round)."""
+    global _pool_on, pool_refusal, _native_run_on
     from . import _helion_pool, _helion_plan
 
     native_run = os.environ.get(NATIVE_RUN_ENV, "") != "0"
     native.helion_native_configure(_helion_plan.record if native_run else None)
-    want = _wants_pool(output_pool) and native_run
+    if native_run != _native_run_on:
+        native.helion_forget(None)  # entries keep the stage they reached: start them again
+        _native_run_on = native_run
+    want = _wants_pool(output_pool)
+    if want and not native_run:
+        pool_refusal = f"{NATIVE_RUN_ENV}=0 (the pool serves natively run calls only)"
+        warnings.warn(f"swiftlaunch.helion.install(output_pool=True): the output pool stays off: {pool_refusal}",
+                      RuntimeWarning, stacklevel=4)
+        want = False
+    elif not want:
+        pool_refusal = ""
     if want == _pool_on:
         return
-    pool_refusal = ""
     if want:
+        pool_refusal = ""
         problem = _helion_pool.configure(native)
         if problem:
             pool_refusal = problem
@@ -415,7 +428,7 @@ def pool_on() -> bool:
 
 def uninstall() -> bool:
     """Puts Helion's own `Kernel.__call__` back and drops every native table; False if not installed."""
-    global _installed, _pool_on, pool_refusal
+    global _installed, _pool_on, pool_refusal, _native_run_on
     with _lock:
         if _installed is None:
             return False
@@ -431,7 +444,7 @@ def uninstall() -> bool:
         native.helion_native_configure(None)
         native.helion_pool_configure(None)
         native.helion_forget(None)
-        _pool_on, pool_refusal = False, ""
+        _pool_on, pool_refusal, _native_run_on = False, "", True
         _installed = None
         return True
 
