@@ -92,6 +92,10 @@ def _synthetic(tmp_path, body, params="x, alpha"):
     ("    out = torch.empty_like(x)\n    return out\n", "no launch"),
     ("    out = torch.empty_like(x, requires_grad=x.requires_grad)\n    _launcher(kernel, (1,), x, out)\n"
      "    return out\n", ".requires_grad is not guarded"),
+    ("    out = torch.empty_like(x)\n    _launcher(kernel, (x.grad.shape[0],), x, out)\n    return out\n",
+     ".grad is not guarded"),
+    ("    out = torch.empty_like(x)\n    _launcher(kernel, (1,), x, out, torch.cuda.current_stream())\n    return out\n",
+     "call of torch.cuda.current_stream"),
 ])
 def test_ineligible(tmp_path, body, reason):
     analysis = _helion_plan.analyse(_synthetic(tmp_path, body))
@@ -101,7 +105,8 @@ def test_ineligible(tmp_path, body, reason):
 def test_metadata_forms_are_eligible(tmp_path):
     body = ("    m = x.size(0)\n    n = x.shape[-1] if x.ndim > 1 else 1\n    assert m > 0, f'{m}'\n"
             "    out = torch.empty([m, n], dtype=x.dtype, device=x.device)\n"
-            "    _launcher(kernel, (triton.cdiv(m, 16), 1, 1), x, out, alpha, x.stride(0), num_warps=4)\n"
+            "    _launcher(kernel, (triton.cdiv(m, 16), 1, 1), x, out, alpha, x.stride(0), x.dtype.itemsize,\n"
+            "              num_warps=4)\n"
             "    return out, x\n")
     analysis = _helion_plan.analyse(_synthetic(tmp_path, body))
     assert not isinstance(analysis, str), analysis

@@ -226,8 +226,9 @@ enum HelionNativeRun {
                 // An allocation can run the cycle collector, and with it finalizers that may change
                 // the table: the entry (with its plan) and the launcher stay alive through the call,
                 // as in the first stage.
-                let launcherRef = PyRef(borrowing: launcher)
-                return withExtendedLifetime((entry, launcherRef)) { plan.run(launcher: launcher, args: args) }
+                SL_IncRef(launcher)
+                defer { SL_DecRef(launcher) }
+                return withExtendedLifetime(entry) { plan.run(launcher: launcher, args: args) }
             }
             return HelionDispatch.run(entry, launcher: launcher, args: args)
         case .firstStage:

@@ -59,6 +59,7 @@ POOLABLE_KEYWORDS = frozenset({"dtype", "device"})
 
 LAUNCHER = "_launcher"
 ALLOC = "__sl_alloc__"
+NOT_GLOBAL = object()
 
 
 def _pure_functions() -> dict:
@@ -136,10 +137,11 @@ class _Checker:
         raise Ineligible(f"unknown name {name}")
 
     def _resolve(self, node):
-        """The object a global name or a module attribute chain names (resolved now, once)."""
+        """The object a global name or a module attribute chain names (resolved now, once), else
+        `NOT_GLOBAL` (a local name, or an attribute of something that is not a module)."""
         if isinstance(node, ast.Name):
             if node.id in self.params or node.id in self.metadata or node.id in self.outputs or node.id == LAUNCHER:
-                return None
+                return NOT_GLOBAL
             return self._global(node.id)
         if isinstance(node, ast.Attribute):
             base = self._resolve(node.value)
@@ -148,7 +150,7 @@ class _Checker:
                     return getattr(base, node.attr)
                 except AttributeError:
                     raise Ineligible(f"unknown attribute {node.attr}") from None
-        return None
+        return NOT_GLOBAL
 
     def _is_tensor_name(self, node) -> bool:
         return isinstance(node, ast.Name) and (node.id in self.params or node.id in self.outputs)
@@ -164,8 +166,7 @@ class _Checker:
                 return
             if node.id in self.params or node.id in self.outputs:
                 raise Ineligible(f"{node.id} used inside an expression (only its metadata is fixed per entry)")
-            value = self._resolve(node)
-            if _immutable_constant(value):
+            if _immutable_constant(self._resolve(node)):
                 return
             raise Ineligible(f"global {node.id} is not an immutable constant")
         if isinstance(node, ast.Attribute):
@@ -175,6 +176,12 @@ class _Checker:
                     return
                 raise Ineligible(f".{node.attr} is not guarded tensor metadata")
             value = self._resolve(node)
+            if value is NOT_GLOBAL:
+                # An attribute of a metadata value (`x.dtype.itemsize`, `x.device.index`): those values
+                # are dtypes, devices, sizes and numbers, immutable and fixed per entry, as long as the
+                # value itself is metadata (`x.grad.shape` is not: `.grad` is refused here).
+                self.metadata_expression(node.value)
+                return
             if _immutable_constant(value):
                 return
             raise Ineligible(f"attribute {node.attr} is not an immutable constant")
@@ -186,7 +193,7 @@ class _Checker:
                 self.bases.add(function.value.id)
             else:
                 callee = self._resolve(function)
-                if callee is None or self.pure.get(id(callee)) is not callee:
+                if callee is NOT_GLOBAL or self.pure.get(id(callee)) is not callee:
                     raise Ineligible(f"call of {ast.unparse(function)}")
             for keyword in node.keywords:
                 if keyword.arg is None:
@@ -260,7 +267,7 @@ class _Checker:
             kind = function.attr
         else:
             callee = self._resolve(function)
-            kind = self.allocating.get(id(callee)) if callee is not None else None
+            kind = self.allocating.get(id(callee)) if callee is not NOT_GLOBAL else None
             if kind is None:
                 return None
         for argument in node.args:
@@ -348,7 +355,7 @@ def _analyse(function) -> Analysis:
             if len(call.args) < 2:
                 raise Ineligible("launcher call without kernel and grid")
             kernel = call.args[0]
-            if not isinstance(kernel, ast.Name) or checker._resolve(kernel) is None:
+            if not isinstance(kernel, ast.Name) or checker._resolve(kernel) is NOT_GLOBAL:
                 raise Ineligible("launched kernel is not a global")
             checker.metadata_expression(call.args[1])
             for argument in call.args[2:]:
