@@ -170,7 +170,7 @@ def test_layout_change_is_refused(fresh_gate):
 # --- Helion's real path, interpreted -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cases", ["helion_dispatch_cases.py", "helion_native_run_cases.py"])
+@pytest.mark.parametrize("cases", ["helion_dispatch_cases.py", "helion_native_run_cases.py", "helion_pool_cases.py"])
 def test_interpreted_cases(cases):
     """Runs tests/interpreted/<cases> with Triton's interpreter on from the start."""
     environment = {**os.environ, "TRITON_INTERPRET": "1"}

@@ -56,9 +56,15 @@ final class PoolConfig {
     let requiresGrad: PyPtr
     let grad: PyPtr
     let hasNames: PyPtr
+    /// The device type whose tensors are pooled (torch's shim code): CUDA, or for the CPU tests the CPU.
+    let deviceType: Int32
+    /// For the CPU tests only: `current_stream(device_index)` → int, standing in for torch's stream.
+    let streamOverride: PyRef?
 
     init(layout: PoolLayout, weakrefCount: PyPtr, isCapturing: PyPtr, inferenceEnabled: PyPtr,
-         dispatchStackLength: PyPtr, names: (PyPtr, PyPtr, PyPtr)) {
+         dispatchStackLength: PyPtr, names: (PyPtr, PyPtr, PyPtr), deviceType: Int32, streamOverride: PyPtr?) {
+        self.deviceType = deviceType
+        self.streamOverride = streamOverride.map { PyRef(borrowing: $0) }
         self.layout = layout
         self.weakrefCount = PyRef(borrowing: weakrefCount)
         self.isCapturing = PyRef(borrowing: isCapturing)
@@ -166,7 +172,8 @@ final class OutputPool {
     /// After the launch: output `index` of this call is the one to reuse next time.
     func keep(_ index: Int, _ object: PyPtr, _ context: PoolContext) {
         if let pooled = slots[index], pooled.object == object { return }  // reused: unchanged
-        guard let fingerprint = OutputPool.fingerprint(object), fingerprint.deviceType == OutputPool.cudaDeviceType,
+        guard let config = OutputPool.config, let fingerprint = OutputPool.fingerprint(object),
+              fingerprint.deviceType == config.deviceType,
               let stream = OutputPool.currentStream(fingerprint)
         else {
             slots[index] = nil
@@ -177,8 +184,6 @@ final class OutputPool {
     }
 
     // MARK: - Reading a tensor
-
-    nonisolated(unsafe) static var cudaDeviceType: Int32 = -1
 
     static func fingerprint(_ object: PyPtr) -> TensorFingerprint? {
         guard let reader = Runtime.shared.nativeReader, Runtime.shared.isTensor(object),
@@ -249,6 +254,15 @@ final class OutputPool {
 
     /// torch's current stream on the tensor's device (no Python error left set).
     private static func currentStream(_ fingerprint: TensorFingerprint) -> UInt64? {
+        if let override = config?.streamOverride {
+            guard let device = newInteger(Int(fingerprint.deviceIndex)) else { PyErr_Clear(); return nil }
+            defer { SL_DecRef(device) }
+            guard let stream = call(override.object, device) else { PyErr_Clear(); return nil }
+            defer { SL_DecRef(stream) }
+            let value = PyLong_AsUnsignedLongLong(stream)
+            if PyErr_Occurred() != nil { PyErr_Clear(); return nil }
+            return UInt64(value)
+        }
         let runtime = Runtime.shared
         if let shim = runtime.streamShim { return shim.stream(device: fingerprint.deviceIndex) }
         guard let query = runtime.currentStream, let device = newInteger(Int(fingerprint.deviceIndex)) else {
@@ -347,31 +361,35 @@ let helionPoolCountsFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, t
 }
 
 /// `_native.helion_pool_configure(weakref_count, is_capturing, inference_enabled, dispatch_stack_length)`
-/// turns the pool on with the candidate layout (plans made from now on get a pool);
-/// `helion_pool_configure(None)` turns it off.
+/// turns the pool on with the candidate layout for CUDA tensors (plans made from now on get a pool);
+/// `helion_pool_configure(None)` turns it off. The CPU tests add `(cpu=True, current_stream)`: CPU
+/// tensors are pooled, and `current_stream(device_index)` stands in for torch's current stream.
 let helionPoolConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_ssize_t) -> PyPtr? = { _, args, nargs in
     guard let args else { return nil }
     if nargs == 1, args[0] == SL_None() {
         OutputPool.config = nil
         return SL_NewRefNone()
     }
-    guard nargs == 4, let layout = OutputPool.candidateLayout, let reader = Runtime.shared.nativeReader,
-          (0..<4).allSatisfy({ PyCallable_Check(args[$0]!) != 0 })
+    guard nargs == 4 || nargs == 6, let layout = OutputPool.candidateLayout, let reader = Runtime.shared.nativeReader,
+          (0..<4).allSatisfy({ PyCallable_Check(args[$0]!) != 0 }),
+          nargs == 4 || (args[4] == SL_True() && PyCallable_Check(args[5]!) != 0)
     else {
         raise(SL_ExcTypeError(), "helion_pool_configure(weakref_count, is_capturing, inference_enabled, "
-                                 + "dispatch_stack_length) after helion_pool_layout, or (None)")
+                                 + "dispatch_stack_length[, True, current_stream]) after helion_pool_layout, or (None)")
         return nil
     }
     guard let requiresGrad = PyUnicode_InternFromString("requires_grad"), let grad = PyUnicode_InternFromString("grad"),
           let hasNames = PyUnicode_InternFromString("has_names")
     else { return nil }
-    OutputPool.cudaDeviceType = reader.shim.cudaDeviceType
     if HelionDispatch.dictPointer == nil, let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "_PyObject_GetDictPtr") {
         // Sound: CPython declares it `PyObject **_PyObject_GetDictPtr(PyObject *)` (see HelionDispatch).
         HelionDispatch.dictPointer = unsafeBitCast(symbol, to: HelionDispatch.DictPointer.self)
     }
+    let cpu = nargs == 6
     OutputPool.config = PoolConfig(layout: layout, weakrefCount: args[0]!, isCapturing: args[1]!, inferenceEnabled: args[2]!,
-                                   dispatchStackLength: args[3]!, names: (requiresGrad, grad, hasNames))
+                                   dispatchStackLength: args[3]!, names: (requiresGrad, grad, hasNames),
+                                   deviceType: cpu ? reader.shim.cpuDeviceType : reader.shim.cudaDeviceType,
+                                   streamOverride: cpu ? args[5]! : nil)
     return SL_NewRefNone()
 }
 
