@@ -75,7 +75,7 @@ final class PoolConfig {
 }
 
 /// What a fresh tensor looked like when the pool took it; a reuse must find it unchanged.
-struct TensorFingerprint: Equatable {
+struct TensorFingerprint {
     var type: UInt64
     var data: UInt64
     var storageOffset: Int64
@@ -136,7 +136,11 @@ final class OutputPool {
     /// dispatch mode, or a question that raised).
     func context() -> PoolContext? {
         guard let config = OutputPool.config else { return nil }
-        guard let capturing = callBool(config.isCapturing.object), !capturing else {
+        guard let capturing = callBool(config.isCapturing.object) else {
+            OutputPool.refuse("capture state unreadable")
+            return nil
+        }
+        guard !capturing else {
             OutputPool.refuse("CUDA graph capturing")
             return nil
         }
@@ -200,6 +204,25 @@ final class OutputPool {
             strides: Array(UnsafeBufferPointer(start: fields.strides, count: fields.dim)))
     }
 
+    /// Whether the tensor still has the fingerprint it was pooled with (read in place: this is on the
+    /// per-call path).
+    static func matches(_ object: PyPtr, _ expected: TensorFingerprint) -> Bool {
+        guard let reader = Runtime.shared.nativeReader, HelionConfig.typeWord(object) == expected.type,
+              let fields = reader.guardFields(object), fields.dtype == expected.dtype,
+              fields.deviceType == expected.deviceType, fields.deviceIndex == expected.deviceIndex,
+              fields.dim == expected.sizes.count
+        else { return false }
+        for index in 0..<fields.dim where fields.sizes![index] != expected.sizes[index]
+            || fields.strides![index] != expected.strides[index] {
+            return false
+        }
+        let handle = reader.handle(object)
+        var data: UnsafeMutableRawPointer?
+        var offset: Int64 = 0
+        return reader.shim.dataPtr(handle, &data) == 0 && reader.shim.storageOffset(handle, &offset) == 0
+            && UInt64(UInt(bitPattern: data)) == expected.data && offset == expected.storageOffset
+    }
+
     /// The four counts of a tensor: its TensorImpl's and its StorageImpl's (strong, weak); nil when
     /// the tensor has no storage. Reads only through the validated layout.
     static func counts(_ object: PyPtr, _ layout: PoolLayout) -> (UInt64, UInt64, UInt64, UInt64)? {
@@ -223,9 +246,7 @@ final class OutputPool {
         guard strong == 1, weak == 1 else { return "tensor shared (view, DLPack, saved)" }
         guard storageStrong == 1, storageWeak == 1 else { return "storage shared (detach, storage, view)" }
         if let reason = instanceStateReason(object, config) { return reason }
-        if let expected {
-            guard let now = fingerprint(object), now == expected else { return "tensor changed (resized, re-pointed)" }
-        }
+        if let expected, !matches(object, expected) { return "tensor changed (resized, re-pointed)" }
         return nil
     }
 
