@@ -123,3 +123,19 @@ def test_scalar_sized_allocation_is_not_planned(tmp_path):
     result, plan = _helion_plan.record(run, lambda *a, **k: launches.append(a), (torch.randn(4), 3))
     assert len(launches) == 1 and result.shape == (3,)
     assert isinstance(plan, str) and "scalar argument" in plan, plan
+
+
+def test_source_changed_after_load_is_not_analysed(tmp_path):
+    """The analysed source must be the code that runs: a generated file rewritten after its module
+    was loaded (another grid here) is refused."""
+    import linecache
+    import os
+
+    body = "    out = torch.empty_like(x)\n    _launcher(kernel, (1,), x, out)\n    return out\n"
+    run = _synthetic(tmp_path, body)
+    path = tmp_path / "synthetic_wrapper_plan.py"
+    path.write_text(path.read_text().replace("(1,)", "(2,)"))
+    os.utime(path, (1, 1))  # a different mtime, so linecache reads the file again
+    linecache.checkcache(str(path))
+    analysis = _helion_plan.analyse(run)
+    assert analysis == "helion native run: source does not match the function", analysis

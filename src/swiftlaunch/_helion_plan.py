@@ -303,9 +303,26 @@ def _wrapper_tree(function) -> ast.FunctionDef:
     if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
         raise Ineligible("source is not one function")
     tree = module.body[0]
-    if tree.name != function.__name__ or tree.decorator_list:
+    if tree.name != function.__name__ or tree.decorator_list or not _same_code(module, function):
         raise Ineligible("source does not match the function")
     return tree
+
+
+def _same_code(module: ast.Module, function) -> bool:
+    """Whether the source compiles to a code object with the function's own names, locals, constants
+    and parameters: the analysed code is the code that runs (a generated file changed after its module
+    was loaded would differ in its kernel name, grid or constants). The bytecode itself is not
+    compared: the loaded module may have been compiled with other flags than `compile` uses here."""
+    try:
+        compiled = compile(module, function.__code__.co_filename, "exec")
+    except (SyntaxError, ValueError):
+        return False
+    codes = [c for c in compiled.co_consts if isinstance(c, types.CodeType) and c.co_name == function.__name__]
+    if len(codes) != 1:
+        return False
+    code, own = codes[0], function.__code__
+    return (code.co_names == own.co_names and code.co_varnames == own.co_varnames and code.co_consts == own.co_consts
+            and code.co_argcount == own.co_argcount and code.co_kwonlyargcount == own.co_kwonlyargcount)
 
 
 def _analyse(function) -> Analysis:
