@@ -79,6 +79,8 @@ final class HelionEntry {
     let run: PyPtr
     let recorded: [(position: Int, Recorded)]
     let hasRecorded: Bool
+    /// The second stage: whether this entry's whole call runs natively (`HelionNativeRun`).
+    var stage: NativeRunStage = .unrecorded
 
     /// Takes over `boundRef`; adds a reference of its own to `run`.
     init(boundRef: PyPtr, run: PyPtr, recorded: [(position: Int, Recorded)]) {
@@ -517,7 +519,7 @@ let helionDispatchFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_s
     switch HelionDispatch.resolve(config, kernel: kernel, args: arguments) {
     case let .hit(entry, launcher):
         HelionDispatch.dispatched &+= 1
-        return HelionDispatch.run(entry, launcher: launcher, args: arguments)
+        return HelionNativeRun.hit(entry, launcher: launcher, args: arguments)
     case .handBack:
         SL_IncRef(config.handBack)
         return config.handBack
@@ -703,16 +705,28 @@ let helionForgetFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, kerne
     return SL_NewRefNone()
 }
 
-/// `_native.helion_stats()` → `{"dispatched", "learned", "tables", "entries"}`.
+/// `_native.helion_stats()` → `{"dispatched", "learned", "tables", "entries", "native_runs", "recorded",
+/// "pool_reused", "pool_allocated", "pool_refusals": {reason: n}}`.
 let helionStatsFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
     guard let result = PyDict_New() else { return nil }
     let entries = HelionDispatch.tables.values.reduce(0) { $0 + $1.entries.count }
     for (name, value) in [("dispatched", HelionDispatch.dispatched), ("learned", HelionDispatch.learned),
-                          ("tables", HelionDispatch.tables.count), ("entries", entries)] {
+                          ("tables", HelionDispatch.tables.count), ("entries", entries),
+                          ("native_runs", HelionNativeRun.nativeRuns), ("recorded", HelionNativeRun.recorded),
+                          ("pool_reused", OutputPool.reused), ("pool_allocated", OutputPool.allocated)] {
         guard let number = newInteger(value) else { SL_DecRef(result); return nil }
         PyDict_SetItemString(result, name, number)
         SL_DecRef(number)
     }
+    // Why the pool allocated instead of reusing, by reason.
+    guard let refusals = PyDict_New() else { SL_DecRef(result); return nil }
+    defer { SL_DecRef(refusals) }
+    for (reason, count) in OutputPool.refusals.sorted(by: { $0.key < $1.key }) {
+        guard let number = newInteger(count) else { SL_DecRef(result); return nil }
+        PyDict_SetItemString(refusals, reason, number)
+        SL_DecRef(number)
+    }
+    PyDict_SetItemString(result, "pool_refusals", refusals)
     return result
 }
 
@@ -766,7 +780,7 @@ let helionConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_
 
 /// The module functions above, for `Module.swift`'s method table.
 enum HelionDispatchMethods {
-    static let count = 7
+    static let count = 13
 
     /// Writes `count` method definitions from `methods`.
     static func write(into methods: UnsafeMutablePointer<PyMethodDef>) {
@@ -779,6 +793,13 @@ enum HelionDispatchMethods {
             ("helion_refuse", unsafeBitCast(helionRefuseFunction, to: PyCFunction.self), fast),
             ("helion_forget", helionForgetFunction, Int32(METH_O)),
             ("helion_stats", helionStatsFunction, Int32(METH_NOARGS)),
+            // The second stage (HelionNativeRun.swift) and the output pool (OutputPool.swift).
+            ("helion_native_configure", helionNativeConfigureFunction, Int32(METH_O)),
+            ("helion_pool_probe", helionPoolProbeFunction, Int32(METH_O)),
+            ("helion_pool_layout", unsafeBitCast(helionPoolLayoutFunction, to: PyCFunction.self), fast),
+            ("helion_pool_counts", helionPoolCountsFunction, Int32(METH_O)),
+            ("helion_pool_configure", unsafeBitCast(helionPoolConfigureFunction, to: PyCFunction.self), fast),
+            ("helion_pool_check", helionPoolCheckFunction, Int32(METH_O)),
         ]
         for (index, (name, function, flags)) in definitions.enumerated() {
             methods[index] = PyMethodDef(ml_name: strdup(name), ml_meth: function, ml_flags: flags, ml_doc: nil)

@@ -77,6 +77,15 @@ _lock = threading.RLock()
 _installed: tuple | None = None
 # Why the last `install()` refused ("" when it did not).
 refusal = ""
+# Whether the output pool is on, and why it is off when it was asked for ("" otherwise).
+_pool_on = False
+pool_refusal = ""
+# Whether hits record and run plans (the second stage) as last configured.
+_native_run_on = True
+
+# `SWIFTLAUNCH_HELION_NATIVE_RUN=0` keeps every hit in the first stage (the wrapper runs in Python with
+# swiftlaunch's launcher); by default eligible wrappers run natively (`_helion_plan`).
+NATIVE_RUN_ENV = "SWIFTLAUNCH_HELION_NATIVE_RUN"
 
 
 def _kernel_module():
@@ -339,12 +348,55 @@ def _make_shim(original):
     return __call__
 
 
+def _wants_pool(output_pool: bool) -> bool:
+    from . import _helion_pool
+
+    return bool(output_pool) or os.environ.get(_helion_pool.ENV, "") not in ("", "0")
+
+
+def _configure_stages(native, output_pool: bool) -> None:
+    """The second stage and the pool, as asked. A change of either drops every table: entries keep
+    the stage they reached, and plans made without a pool would keep running without one (and the
+    other way round)."""
+    global _pool_on, pool_refusal, _native_run_on
+    from . import _helion_pool, _helion_plan
+
+    native_run = os.environ.get(NATIVE_RUN_ENV, "") != "0"
+    native.helion_native_configure(_helion_plan.record if native_run else None)
+    if native_run != _native_run_on:
+        native.helion_forget(None)  # entries keep the stage they reached: start them again
+        _native_run_on = native_run
+    want = _wants_pool(output_pool)
+    if want and not native_run:
+        pool_refusal = f"{NATIVE_RUN_ENV}=0 (the pool serves natively run calls only)"
+        warnings.warn(f"swiftlaunch.helion.install(output_pool=True): the output pool stays off: {pool_refusal}",
+                      RuntimeWarning, stacklevel=4)
+        want = False
+    elif not want:
+        pool_refusal = ""
+    if want == _pool_on:
+        return
+    if want:
+        pool_refusal = ""
+        problem = _helion_pool.configure(native)
+        if problem:
+            pool_refusal = problem
+            _triton.count_fallback("helion: output pool off")
+            warnings.warn(f"swiftlaunch.helion.install(output_pool=True): the output pool stays off: {problem}",
+                          RuntimeWarning, stacklevel=4)
+            want = False
+    else:
+        native.helion_pool_configure(None)
+    if want != _pool_on:
+        native.helion_forget(None)
+    _pool_on = want
+
+
 def install(output_pool: bool = False) -> bool:
     global _installed, refusal
-    if output_pool:
-        raise NotImplementedError("swiftlaunch.helion.install(output_pool=True): the output pool is not built yet")
     with _lock:
         if _installed is not None:
+            _configure_stages(_loader.native, output_pool)
             return True
         counted, message = gate()
         if counted:
@@ -361,6 +413,7 @@ def install(output_pool: bool = False) -> bool:
         native.helion_configure(HAND_BACK, REFUSED, module.Kernel, (int, float, bool, type(None), str),
                                 (torch.dtype, torch.device), ConstExpr, (tuple, list, dict), vars(module),
                                 torch._C._is_torch_function_mode_enabled, torch.empty(0), CAPACITY)
+        _configure_stages(native, output_pool)
         original = module.Kernel.__dict__["__call__"]
         shim = _make_shim(original)
         module.Kernel.__call__ = shim
@@ -369,9 +422,13 @@ def install(output_pool: bool = False) -> bool:
         return True
 
 
+def pool_on() -> bool:
+    return _pool_on
+
+
 def uninstall() -> bool:
     """Puts Helion's own `Kernel.__call__` back and drops every native table; False if not installed."""
-    global _installed
+    global _installed, _pool_on, pool_refusal, _native_run_on
     with _lock:
         if _installed is None:
             return False
@@ -384,7 +441,10 @@ def uninstall() -> bool:
                           "as it is; swiftlaunch's dispatch is off", RuntimeWarning, stacklevel=3)
         native = _loader.native
         native.helion_configure(None)
+        native.helion_native_configure(None)
+        native.helion_pool_configure(None)
         native.helion_forget(None)
+        _pool_on, pool_refusal, _native_run_on = False, "", True
         _installed = None
         return True
 

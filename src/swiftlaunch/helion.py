@@ -76,7 +76,15 @@ def install(output_pool: bool = False) -> bool:
     tensor reader is not in use; the reason is counted in `swiftlaunch.stats()["fallbacks"]` (e.g.
     "helion version not tested") and kept in `refusal()`.
 
-    `output_pool=True` (reusing output allocations) is not built yet and raises NotImplementedError.
+    Hits whose host wrapper is only allocations of the `empty` family, tensor-metadata expressions,
+    asserts, one launch and a return run entirely natively, from a plan recorded in one real call of
+    each entry (`SWIFTLAUNCH_HELION_NATIVE_RUN=0` keeps them in Python, with swiftlaunch's launcher).
+
+    `output_pool=True` (or `SWIFTLAUNCH_OUTPUT_POOL=1`): natively run calls reuse an entry's previous
+    outputs when nothing else can reach their memory (see docs/DESIGN.md, "Output pool", for what it
+    guarantees and what it cannot see). It needs CUDA and counts validated at configure time; when
+    either is missing the pool stays off with one warning, the reason in `pool_refusal()`. Calling
+    `install()` again with another `output_pool` switches it and drops every learned entry.
     """
     from . import _helion_dispatch
 
@@ -104,11 +112,30 @@ def refusal() -> str:
     return _helion_dispatch.refusal
 
 
+def pool_on() -> bool:
+    """Whether the output pool is on."""
+    from . import _helion_dispatch
+
+    return _helion_dispatch.pool_on()
+
+
+def pool_refusal() -> str:
+    """Why the output pool stayed off when it was asked for ("" otherwise)."""
+    from . import _helion_dispatch
+
+    return _helion_dispatch.pool_refusal
+
+
 def dispatch_stats() -> dict:
-    """`{"dispatched", "learned", "tables", "entries"}`: calls the native dispatch ran, entries it
-    learned, and the kernels and entries it holds now."""
+    """`{"dispatched", "learned", "tables", "entries", "native_runs", "recorded", "pool_reused",
+    "pool_allocated", "pool_refusals"}`: calls the native dispatch ran, entries it learned, the kernels
+    and entries it holds now, calls run natively (second stage) and plans recorded, outputs the pool
+    reused and took in, and why it did not reuse one (`{reason: count}`). Why a wrapper or an entry
+    stays in the first stage is counted in `swiftlaunch.stats()["fallbacks"]` ("helion native run:
+    ...")."""
     if _loader.native is None:
-        return {"dispatched": 0, "learned": 0, "tables": 0, "entries": 0}
+        return {"dispatched": 0, "learned": 0, "tables": 0, "entries": 0, "native_runs": 0, "recorded": 0,
+                "pool_reused": 0, "pool_allocated": 0, "pool_refusals": {}}
     return _loader.native.helion_stats()
 
 

@@ -91,3 +91,20 @@ def keyed_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     for tile in hl.tile(out.size()):
         out[tile] = x[tile] + y[tile]
     return out
+
+
+@helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=False)
+def dynamic_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    out = torch.empty_like(x)
+    for tile in hl.tile(out.size()):
+        out[tile] = x[tile] + y[tile]
+    return out
+
+
+@helion.kernel(config=helion.Config(block_sizes=[4, 4]), static_shapes=True)
+def transpose(x: torch.Tensor) -> torch.Tensor:
+    m, n = x.size()
+    out = x.new_empty([n, m])
+    for tile_m, tile_n in hl.tile([m, n]):
+        out[tile_n, tile_m] = x[tile_m, tile_n].T
+    return out

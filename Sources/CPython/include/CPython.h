@@ -38,6 +38,8 @@ static inline int SL_UnicodeCheck(PyObject *o) { return PyUnicode_Check(o); }
 static inline int SL_DictCheck(PyObject *o) { return PyDict_Check(o); }
 static inline int SL_CFunctionCheck(PyObject *o) { return PyCFunction_Check(o); }
 static inline PyTypeObject *SL_Type(PyObject *o) { return Py_TYPE(o); }
+// The object's reference count (the output pool reuses a tensor only while it is the sole holder).
+static inline Py_ssize_t SL_RefCnt(PyObject *o) { return Py_REFCNT(o); }
 // `type(str.upper)`: the type of CPython's own method descriptors.
 static inline PyObject *SL_MethodDescriptorType(void) { return (PyObject *)&PyMethodDescr_Type; }
 static inline void SL_IncRef(PyObject *o) { Py_INCREF(o); }

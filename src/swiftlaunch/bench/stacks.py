@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,7 +28,8 @@ STACKS: dict[str, str] = {
     "swiftlaunch_jit": "empty_like + kernel[grid](...) for a @swiftlaunch.jit kernel (its [grid] is the "
                        "core's own method, from _native.jit_getitem)",
     "swiftlaunch_helion": "Helion kernel(...) after swiftlaunch.helion.install()",
-    "swiftlaunch_helion_pool": "swiftlaunch.helion.install(output_pool=True) (not built yet)",
+    "swiftlaunch_helion_pool": "Helion kernel(...) after swiftlaunch.helion.install(output_pool=True), the "
+                               "output dropped each call (SWIFTLAUNCH_OUTPUT_POOL=1 runs only)",
     "empty_like": "floor 1: torch.empty_like alone",
     "raw_launch": "floor 2: cuLaunchKernelEx loop in the Swift core, arguments packed once",
 }
@@ -245,7 +247,26 @@ def _prep_swiftlaunch_helion(bk: BenchKernel, env: Env) -> Prepared:
 
 
 def _prep_swiftlaunch_helion_pool(bk: BenchKernel, env: Env) -> Prepared:
-    raise Unavailable("n/a (no pool)")  # swiftlaunch has no output-buffer pool for Helion
+    # The pool is process-wide (install()'s setting), and stacks are timed interleaved: with the pool
+    # on, the swiftlaunch_helion stack would be pooled too. So it is timed only in a run of its own,
+    # with SWIFTLAUNCH_OUTPUT_POOL=1, where swiftlaunch_helion is then the same call.
+    if os.environ.get("SWIFTLAUNCH_OUTPUT_POOL", "") in ("", "0"):
+        raise Unavailable("n/a (the pool is process-wide: run with SWIFTLAUNCH_OUTPUT_POOL=1)")
+    if env.sl_error:
+        raise Unavailable(env.sl_error)
+    kernel, args = helion_kernel(bk, env), bk.helion_args
+    sl_helion = importlib.import_module("swiftlaunch.helion")
+    if not sl_helion.install(output_pool=True):
+        raise Unavailable(f"swiftlaunch.helion.install() refused: {sl_helion.refusal()}")
+    if not sl_helion.pool_on():
+        raise Unavailable(f"the output pool is off: {sl_helion.pool_refusal()}")
+    for _ in range(3):
+        kernel(*args)  # learned (Helion compiles), recorded, then run natively into the pool
+
+    def call():
+        return kernel(*args)
+
+    return Prepared(call=call, check=call)
 
 
 def _prep_empty_like(bk: BenchKernel, env: Env) -> Prepared:
