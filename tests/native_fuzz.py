@@ -531,6 +531,27 @@ def target_launcher_call():
     return launcher, [fn, grid_value(), *args], kwargs
 
 
+# Every other module-level entry point (the readers' probes, the stream query, the Helion dispatch,
+# learning, native-run and pool entry points, ...): called with garbage, each must raise or return.
+OTHER_ENTRY_POINTS = sorted(
+    name for name in dir(n)
+    if not name.startswith("_") and callable(getattr(n, name)) and not isinstance(getattr(n, name), type)
+    and name not in {"specialize", "stats", "count_fallback", "driver_info", "raw_launch_loop", "jit_getitem",
+                     "configure"})
+
+
+def target_other_entry_point():
+    function = getattr(n, rng.choice(OTHER_ENTRY_POINTS))
+    if rng.random() < 0.5:
+        # Real kernels, tensors and tuples of them, where most of these entry points look first.
+        args = [rng.choice(KERNELS + [good_value(), nested()]) if rng.random() < 0.3 else nested()
+                for _ in range(rng.randint(0, 6))]
+        if args and rng.random() < 0.5:
+            args[-1] = tuple(good_value() for _ in range(rng.randint(0, 4)))
+        return function, args, {}
+    return function, some_args(0, 8), some_kwargs() if rng.random() < 0.2 else {}
+
+
 TARGETS = {
     "specialize": (target_specialize, 10),
     "stats": (target_stats, 2),
@@ -546,6 +567,7 @@ TARGETS = {
     "BoundLaunch": (target_bound_new, 2),
     "Launcher": (target_launcher_new, 3),
     "launcher(...)": (target_launcher_call, 12),
+    "other entry points": (target_other_entry_point, 12),
 }
 NAMES = list(TARGETS)
 WEIGHTS = [weight for _, weight in TARGETS.values()]
