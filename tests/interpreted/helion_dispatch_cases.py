@@ -32,21 +32,6 @@ import swiftlaunch.helion as sl_helion  # noqa: E402
 Kernel = importlib.import_module("helion.runtime.kernel").Kernel
 
 
-@pytest.fixture
-def K():
-    import helion_cpu_kernels
-
-    return helion_cpu_kernels
-
-
-@pytest.fixture
-def installed(native):
-    assert sl_helion.install()
-    swiftlaunch.stats(reset=True)
-    yield
-    swiftlaunch.stats(reset=True)
-
-
 def fallbacks():
     return swiftlaunch.stats()["fallbacks"]
 

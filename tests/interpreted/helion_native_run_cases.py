@@ -22,22 +22,6 @@ import swiftlaunch.helion as sl_helion  # noqa: E402
 from swiftlaunch import _helion_plan  # noqa: E402
 
 
-@pytest.fixture
-def K():
-    import helion_cpu_kernels
-
-    return helion_cpu_kernels
-
-
-@pytest.fixture
-def installed(native):
-    assert sl_helion.install()
-    swiftlaunch.stats(reset=True)
-    yield
-    sl_helion.uninstall()
-    swiftlaunch.stats(reset=True)
-
-
 def stats():
     return sl_helion.dispatch_stats()
 

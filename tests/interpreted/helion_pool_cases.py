@@ -27,13 +27,6 @@ from swiftlaunch import _helion_pool  # noqa: E402
 STATE = {"capturing": False, "stream": 7}
 
 
-@pytest.fixture
-def K():
-    import helion_cpu_kernels
-
-    return helion_cpu_kernels
-
-
 def _launcher_on_copies():
     """Helion's launcher, run on copies of the tensor arguments, copied back after the launch.
     Triton's interpreter asks every tensor argument for its `untyped_storage()`, which in torch 2.10+
