@@ -76,6 +76,25 @@ def main():
         "installed k(a, b) 1024² bf16": lambda: add2d(a, b),
     }
     rows["eager torch.add(a, b) 1024² bf16"] = lambda: torch.add(a, b)
+    # The breakdown of an installed call: the shim's share (installed − native dispatch), the launch
+    # the plan makes (the wrapper's own launcher call, replayed), and what the dispatch asks Python.
+    native = swiftlaunch._loader.native
+    dispatch = native.helion_dispatch
+    rows["native dispatch alone, no shim (helion_dispatch)"] = lambda: dispatch(add, (x, y))
+    launch_args, launch_kwargs = recorded_launch(run, x, y)
+    rows["the plan's launch alone: Launcher(kernel, grid, ...)"] = lambda: launcher(*launch_args, **launch_kwargs)
+    fast, token, raw_grid, raw_args, stream, device = raw_launch_setup(x, y)
+    rows["raw launch, once per Python call"] = lambda: native.raw_launch_loop(fast, token, raw_grid, raw_args, stream,
+                                                                             device, 1)
+    # The same raw launch on Helion's own compiled kernel: separates what the kernel costs the driver
+    # (and the GPU) from what the Launcher adds.
+    h_fast, h_token, h_grid, h_args = helion_raw_setup(launch_args, launch_kwargs)
+    rows["raw launch of Helion's kernel, once per Python call"] = (
+        lambda: native.raw_launch_loop(h_fast, h_token, h_grid, h_args, stream, device, 1))
+    rows["fast(Helion's kernel)[grid](...)"] = lambda: h_fast[launch_args[1]](*h_args, **launch_kwargs)
+    rows["shim's query: torch.compiler.is_compiling()"] = torch.compiler.is_compiling
+    rows["dispatch's query: torch.distributed.is_initialized()"] = torch.distributed.is_initialized
+    rows["dispatch's query: torch._C._is_torch_function_mode_enabled()"] = torch._C._is_torch_function_mode_enabled
     # What the pool asks torch on every call, each alone (the native run calls the same C functions).
     rows["pool's query: torch._C._cuda_isCurrentStreamCapturing()"] = torch._C._cuda_isCurrentStreamCapturing
     rows["pool's query: torch._C.is_inference_mode_enabled()"] = torch._C.is_inference_mode_enabled
@@ -88,6 +107,8 @@ def main():
         "installed, pool, two shapes in turn (per call)": lambda: (add(x, y), add(x2, y2)),
         "eager torch.add(a, b) 1024² bf16": lambda: torch.add(a, b),
         "installed, pool k(a, b) 1024² bf16": lambda: add2d(a, b),
+        "native dispatch alone, pool (helion_dispatch)": lambda: dispatch(add, (x, y)),
+        "raw launch, once per Python call": rows["raw launch, once per Python call"],
     }
     assert sl_helion.install(output_pool=True), sl_helion.refusal()
     pool = measure(pool_rows, options) if sl_helion.pool_on() else None
@@ -102,11 +123,33 @@ def main():
         print("with install(output_pool=True):")
         report(pool)
     print(f"  {'raw cuLaunchKernelEx loop, Triton add 4096 fp32, per launch':56s} {raw_us:7.2f}")
+    h_seconds = []
+    for _ in range(options.reps):
+        torch.cuda.synchronize()
+        h_seconds.append(native.raw_launch_loop(h_fast, h_token, h_grid, h_args, stream, device, options.calls))
+        torch.cuda.synchronize()
+    print(f"  {'raw cuLaunchKernelEx loop, Helion add 4096 fp32, per launch':56s} "
+          f"{statistics.median(h_seconds) / options.calls * 1e6:7.2f}")
+    print("GPU time per call, queued behind a sleep (us; host cost is hidden):")
+    for name, call in (("eager torch.add(x, y)", rows["eager torch.add(x, y)"]),
+                       ("raw launch, Triton add", rows["raw launch, once per Python call"]),
+                       ("raw launch, Helion's kernel", rows["raw launch of Helion's kernel, once per Python call"]),
+                       ("installed k(x, y), pool on", lambda: add(x, y))):
+        print(f"  {name:56s} {gpu_us_per_call(call):7.2f}")
     print("dispatch:", sl_helion.dispatch_stats())
     print("stats:", swiftlaunch.stats())
 
     med = {name: statistics.median(values) for name, values in first.items()}
     floor = med["torch.empty_like(x)"] + raw_us
+    print("breakdown of installed k(x, y), differences of medians:")
+    shim = med["installed k(x, y)"] - med["native dispatch alone, no shim (helion_dispatch)"]
+    parts = (med["native guard alone (helion_lookup)"] + med["torch.empty_like(x)"]
+             + med["the plan's launch alone: Launcher(kernel, grid, ...)"])
+    print(f"  {'the shim (installed − helion_dispatch)':56s} {shim:7.2f}")
+    print(f"  {'helion_dispatch − (guard + empty_like + plan launch)':56s} "
+          f"{med['native dispatch alone, no shim (helion_dispatch)'] - parts:7.2f}")
+    print(f"  {'plan launch − raw launch once per call':56s} "
+          f"{med['the plan' + chr(39) + 's launch alone: Launcher(kernel, grid, ...)'] - med['raw launch, once per Python call']:7.2f}")
     print("targets (issue 9), ratios of medians within a section:")
     target("installed / eager (vec add)", med["installed k(x, y)"] / med["eager torch.add(x, y)"], 1.0)
     target("installed / (empty_like + raw launch)", med["installed k(x, y)"] / floor, 1.25)
@@ -143,9 +186,16 @@ def target(what, value, limit):
     print(f"  {what:56s} {value:7.3f}  <= {limit:.2f}  {'met' if value <= limit else 'missed'}")
 
 
-def raw_launch_us(x, y, options):
-    """The Swift core's launch loop on the benchmark's Triton add of x and y: us per launch (median
-    over the repetitions), the arguments packed once."""
+def recorded_launch(run, x, y):
+    """The positional and keyword arguments the wrapper passes its launcher for (x, y)."""
+    calls = []
+    run(x, y, _launcher=lambda *args, **kwargs: calls.append((args, kwargs)))
+    assert len(calls) == 1, calls
+    return calls[0]
+
+
+def raw_launch_setup(x, y):
+    """What `raw_launch_loop` takes for the benchmark's Triton add of x and y, cached by one call."""
     fast = swiftlaunch.fast(kernels.add_kernel)
     out = torch.empty_like(x)
     grid = ((x.numel() + 1023) // 1024,)
@@ -153,12 +203,42 @@ def raw_launch_us(x, y, options):
     device = torch.cuda.current_device()
     token = fast.key(device, out, x, y, x.numel(), BLOCK=1024)
     stream = torch.cuda.current_stream().cuda_stream
+    return fast, token, (grid[0], 1, 1), (out, x, y, x.numel(), 1024), stream, device
+
+
+def helion_raw_setup(launch_args, launch_kwargs):
+    """`raw_launch_loop`'s inputs for the Helion kernel the wrapper launches, cached by one call."""
+    h_fast = swiftlaunch.fast(launch_args[0])
+    grid, args = launch_args[1], launch_args[2:]
+    h_fast[grid](*args, **launch_kwargs)
+    token = h_fast.key(torch.cuda.current_device(), *args, **launch_kwargs)
+    assert token is not None
+    return h_fast, token, tuple(grid) + (1,) * (3 - len(grid)), args
+
+
+def gpu_us_per_call(call, count=400):
+    """GPU time per call with the GPU kept busy: `count` calls queued behind a sleep kernel long
+    enough for the host to queue them all, timed by events on the stream (µs per call)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    torch.cuda._sleep(100_000_000)
+    start.record()
+    for _ in range(count):
+        call()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) * 1000 / count
+
+
+def raw_launch_us(x, y, options):
+    """The Swift core's launch loop on the benchmark's Triton add of x and y: us per launch (median
+    over the repetitions), the arguments packed once."""
+    fast, token, grid, args, stream, device = raw_launch_setup(x, y)
     native = swiftlaunch._loader.native
-    args = (out, x, y, x.numel(), 1024)
     seconds = []
     for _ in range(options.reps):
         torch.cuda.synchronize()
-        seconds.append(native.raw_launch_loop(fast, token, (grid[0], 1, 1), args, stream, device, options.calls))
+        seconds.append(native.raw_launch_loop(fast, token, grid, args, stream, device, options.calls))
         torch.cuda.synchronize()
     return statistics.median(seconds) / options.calls * 1e6
 

@@ -33,6 +33,9 @@ public protocol Driver {
     func currentDevice() throws(DriverError) -> Int32?
     /// Nil when the driver does not know the address (host memory, a freed block).
     func pointerInfo(_ address: UInt64) throws(DriverError) -> PointerInfo?
+    /// Whether `stream` is capturing a CUDA graph (an invalidated capture counts: the capture is
+    /// still under way).
+    func isCapturing(stream: UInt64) throws(DriverError) -> Bool
     /// `parameters` points at one pointer per kernel parameter, each at an 8-byte slot.
     func launch(_ config: LaunchConfig, parameters: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                 count: Int) throws(DriverError)
@@ -86,6 +89,7 @@ public struct DynamicDriver: Driver {
     private let cuDeviceGetName: cuDeviceGetName_t
     private let cuDeviceGetAttribute: cuDeviceGetAttribute_t
     private let cuDeviceTotalMem: cuDeviceTotalMem_t
+    private let cuStreamIsCapturing: cuStreamIsCapturing_t
 
     public enum LoadError: Error, CustomStringConvertible {
         case libraryNotFound(String)
@@ -120,6 +124,7 @@ public struct DynamicDriver: Driver {
         cuDeviceGetName = try symbol("cuDeviceGetName", cuDeviceGetName_t.self)
         cuDeviceGetAttribute = try symbol("cuDeviceGetAttribute", cuDeviceGetAttribute_t.self)
         cuDeviceTotalMem = try symbol("cuDeviceTotalMem_v2", cuDeviceTotalMem_t.self)
+        cuStreamIsCapturing = try symbol("cuStreamIsCapturing", cuStreamIsCapturing_t.self)
     }
 
     private func check(_ result: CUresult) throws(DriverError) {
@@ -135,6 +140,12 @@ public struct DynamicDriver: Driver {
         if result == Int32(CUDA_ERROR_INVALID_CONTEXT) { return nil }
         try check(result)
         return device
+    }
+
+    public func isCapturing(stream: UInt64) throws(DriverError) -> Bool {
+        var status: Int32 = 0
+        try check(cuStreamIsCapturing(OpaquePointer(bitPattern: UInt(stream)), &status))
+        return status != 0
     }
 
     public func pointerInfo(_ address: UInt64) throws(DriverError) -> PointerInfo? {

@@ -780,7 +780,7 @@ let helionConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_
 
 /// The module functions above, for `Module.swift`'s method table.
 enum HelionDispatchMethods {
-    static let count = 13
+    static let count = 15
 
     /// Writes `count` method definitions from `methods`.
     static func write(into methods: UnsafeMutablePointer<PyMethodDef>) {
@@ -800,6 +800,8 @@ enum HelionDispatchMethods {
             ("helion_pool_counts", helionPoolCountsFunction, Int32(METH_O)),
             ("helion_pool_configure", unsafeBitCast(helionPoolConfigureFunction, to: PyCFunction.self), fast),
             ("helion_pool_check", helionPoolCheckFunction, Int32(METH_O)),
+            ("helion_pool_driver_capture", helionPoolDriverCaptureFunction, Int32(METH_O)),
+            ("current_stream_capturing", currentStreamCapturingFunction, Int32(METH_NOARGS)),
         ]
         for (index, (name, function, flags)) in definitions.enumerated() {
             methods[index] = PyMethodDef(ml_name: strdup(name), ml_meth: function, ml_flags: flags, ml_doc: nil)

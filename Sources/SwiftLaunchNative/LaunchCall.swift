@@ -210,7 +210,6 @@ struct LaunchCall {
         defer { SL_DecRef(used) }
         guard SL_DictCheck(used) != 0 else { return false }
         if PyDict_Size(used) == 0 { return true }
-        pythonMayHaveRun = true
         var position: Py_ssize_t = 0
         var key: PyPtr?
         var value: PyPtr?
@@ -224,8 +223,13 @@ struct LaunchCall {
                 PyErr_Clear()
                 return false
             }
-            let differs = PyObject_RichCompareBool(current, expected, Py_NE)
-            if differs != 0 { PyErr_Clear(); return false }
+            // Owned across the comparison: a Python `__ne__` could rebind the global or empty `used`.
+            SL_IncRef(current)
+            SL_IncRef(expected)
+            let comparison = CapturedGlobals.compare(current, expected, ranPython: &pythonMayHaveRun)
+            SL_DecRef(current)
+            SL_DecRef(expected)
+            guard comparison == .equal else { return false }
         }
         return true
     }

@@ -217,7 +217,7 @@ let driverInfoFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
 }
 
 nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef> = {
-    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 14 + HelionDispatchMethods.count)
+    let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 16 + HelionDispatchMethods.count)
     let fast = Int32(METH_FASTCALL)
     methods[0] = PyMethodDef(ml_name: strdup("configure"), ml_meth: unsafeBitCast(configureFunction, to: PyCFunction.self),
                              ml_flags: fast, ml_doc: nil)
@@ -248,8 +248,12 @@ nonisolated(unsafe) private let moduleMethods: UnsafeMutablePointer<PyMethodDef>
                              ml_meth: streamShimProbeFunction, ml_flags: Int32(METH_O), ml_doc: nil)
     methods[12] = PyMethodDef(ml_name: strdup("current_stream"), ml_meth: currentStreamFunction,
                               ml_flags: Int32(METH_O), ml_doc: nil)
-    HelionDispatchMethods.write(into: methods + 13)
-    methods[13 + HelionDispatchMethods.count] = PyMethodDef()
+    methods[13] = PyMethodDef(ml_name: strdup("constexpr_compare_configure"), ml_meth: constexprCompareConfigureFunction,
+                              ml_flags: Int32(METH_O), ml_doc: nil)
+    methods[14] = PyMethodDef(ml_name: strdup("global_differs"),
+                              ml_meth: unsafeBitCast(globalDiffersFunction, to: PyCFunction.self), ml_flags: fast, ml_doc: nil)
+    HelionDispatchMethods.write(into: methods + 15)
+    methods[15 + HelionDispatchMethods.count] = PyMethodDef()
     return methods
 }()
 

@@ -60,6 +60,10 @@ final class PoolConfig {
     let deviceType: Int32
     /// For the CPU tests only: `current_stream(device_index)` → int, standing in for torch's stream.
     let streamOverride: PyRef?
+    /// Whether the capture state comes from the driver (`cuStreamIsCapturing` on torch's current
+    /// stream of the current device) instead of `isCapturing`; set once the glue saw both agree,
+    /// outside and inside a capture (`helion_pool_driver_capture`).
+    var captureFromDriver = false
 
     init(layout: PoolLayout, weakrefCount: PyPtr, isCapturing: PyPtr, inferenceEnabled: PyPtr,
          dispatchStackLength: PyPtr, names: (PyPtr, PyPtr, PyPtr), deviceType: Int32, streamOverride: PyPtr?) {
@@ -136,7 +140,8 @@ final class OutputPool {
     /// dispatch mode, or a question that raised).
     func context() -> PoolContext? {
         guard let config = OutputPool.config else { return nil }
-        guard let capturing = callBool(config.isCapturing.object) else {
+        let state = config.captureFromDriver ? OutputPool.driverCapturing() : callBool(config.isCapturing.object)
+        guard let capturing = state else {
             OutputPool.refuse("capture state unreadable")
             return nil
         }
@@ -185,6 +190,18 @@ final class OutputPool {
         }
         OutputPool.allocated &+= 1
         slots[index] = PooledTensor(object: object, fingerprint: fingerprint, stream: stream, inference: context.inference)
+    }
+
+    /// What torch's `_cuda_isCurrentStreamCapturing()` answers (`cudaStreamIsCapturing` on the current
+    /// device's current stream), asked of the driver directly; nil when there is no current context,
+    /// no stream or the driver fails (torch would raise then).
+    static func driverCapturing() -> Bool? {
+        let runtime = Runtime.shared
+        guard let driver = runtime.driver, let shim = runtime.streamShim,
+              let device = (try? driver.currentDevice()) ?? nil,
+              let stream = shim.stream(device: device)
+        else { return nil }
+        return try? driver.isCapturing(stream: stream)
     }
 
     // MARK: - Reading a tensor
@@ -411,6 +428,27 @@ let helionPoolConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?,
                                    dispatchStackLength: args[3]!, names: (requiresGrad, grad, hasNames),
                                    deviceType: cpu ? reader.shim.cpuDeviceType : reader.shim.cudaDeviceType,
                                    streamOverride: cpu ? args[5]! : nil)
+    return SL_NewRefNone()
+}
+
+/// `_native.current_stream_capturing()` → bool: the driver's answer `OutputPool` uses when told to
+/// (`helion_pool_driver_capture`), for the glue to compare with torch's; raises when it has none.
+let currentStreamCapturingFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
+    guard let capturing = OutputPool.driverCapturing() else {
+        raise(SL_ExcRuntimeError(), "no capture state: no driver, stream shim or current context, or the driver failed")
+        return nil
+    }
+    return capturing ? SL_NewRefTrue() : SL_NewRefFalse()
+}
+
+/// `_native.helion_pool_driver_capture(on)`: the configured pool asks the driver for the capture
+/// state (True) or torch's `_cuda_isCurrentStreamCapturing` (False).
+let helionPoolDriverCaptureFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, flag in
+    guard let flag, flag == SL_True() || flag == SL_False(), let config = OutputPool.config else {
+        raise(SL_ExcTypeError(), "helion_pool_driver_capture(on: bool) after helion_pool_configure")
+        return nil
+    }
+    config.captureFromDriver = flag == SL_True()
     return SL_NewRefNone()
 }
 

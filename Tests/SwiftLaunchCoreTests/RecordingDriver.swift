@@ -20,6 +20,8 @@ final class RecordingDriver: Driver {
     /// When set, `launch` records the attempt and then throws it.
     var launchError: DriverError?
 
+    /// Streams `isCapturing` reports as capturing a graph.
+    var capturingStreams: Set<UInt64> = []
     private(set) var contextQueries = 0
     private(set) var pointerQueries: [UInt64] = []
     private(set) var launches: [Launch] = []
@@ -35,6 +37,10 @@ final class RecordingDriver: Driver {
         contextQueries += 1
         if let contextError { throw contextError }
         return contextDevice
+    }
+
+    func isCapturing(stream: UInt64) throws(DriverError) -> Bool {
+        capturingStreams.contains(stream)
     }
 
     func pointerInfo(_ address: UInt64) throws(DriverError) -> PointerInfo? {

@@ -37,9 +37,10 @@ def native_error() -> str:
 
 def stats(reset: bool = False) -> dict:
     """Fast-path hits, misses (calls Triton ran and the core then cached), every fallback to
-    Triton/Helion counted by reason, which tensor reader the core uses and why (`tensor_reader`), and
-    why every call passes through, if it does (`pass_through`). `reset=True` zeroes the counters
-    after reading them."""
+    Triton/Helion counted by reason, which tensor reader the core uses and why (`tensor_reader`),
+    how Triton's per-launch check of captured globals is made (`captured_globals`), and why every
+    call passes through, if it does (`pass_through`). `reset=True` zeroes the counters after
+    reading them."""
     from . import _triton
 
     if _loader.native is not None:
@@ -47,6 +48,7 @@ def stats(reset: bool = False) -> dict:
 
         result = _loader.native.stats(reset)
         result["tensor_reader"] = _runtime.reader_status
+        result["captured_globals"] = _runtime.constexpr_status
         if _runtime.pass_through_reason:
             result["pass_through"] = _runtime.pass_through_reason
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import threading
@@ -72,6 +73,18 @@ ALLOW_UNTESTED = "SWIFTLAUNCH_ALLOW_UNTESTED"
 pass_through_reason = ""
 reader_status = "not configured yet"
 rules_family = ""
+constexpr_status = "not configured yet"
+
+# sha256 of `inspect.getsource(...)` of what the native comparison of captured `tl.constexpr` globals
+# mirrors (`bool(a.value != b.value)`), in triton 3.6.0–3.9.0; `_unwrap_if_constexpr` changed its tuple
+# branches in 3.7, not what it does with a constexpr.
+CONSTEXPR_SOURCES = {
+    "constexpr.__ne__": {"2b93b91f856b1bbe9d6c975e8e298f0e6997c3ec60b9d8ed81bd7e9ff9f9552a"},
+    "constexpr.__bool__": {"c4cb5cfc992ecdf8a45de86666ce598e165f5b06ca6037380c2bbd3d2cbd2ff7"},
+    "constexpr.__init__": {"a3fa287a473b8bf1253d3767901d7873111eb76f3848bca4a87f00335d3b25a4"},
+    "_unwrap_if_constexpr": {"cfc55ab11e03a52fe5ba05cdb274cefa934a64dbfd934fdf10191642b86f5ba9",
+                             "54db2f51b2d3d031c03d948f6bc32155ddb1ad84dd5d4e0c4298bb861d71e706"},
+}
 
 
 def triton_family(version: str) -> str:
@@ -195,6 +208,60 @@ def _configure(native) -> None:
         tuple(int(part) for part in triton_family(triton.__version__).split(".")),
     )
     rules_family = native.rules()
+    _configure_constexpr(native)
+
+
+def _constexpr_problem(core) -> str:
+    """Why captured constexpr globals cannot be compared natively, or "" when they can."""
+    cls = core.constexpr
+    for name, function in (("constexpr.__ne__", cls.__dict__.get("__ne__")),
+                           ("constexpr.__bool__", cls.__dict__.get("__bool__")),
+                           ("constexpr.__init__", cls.__dict__.get("__init__")),
+                           ("_unwrap_if_constexpr", getattr(core, "_unwrap_if_constexpr", None))):
+        if function is None:
+            return f"no {name}"
+        if hashlib.sha256(inspect.getsource(function).encode()).hexdigest() not in CONSTEXPR_SOURCES[name]:
+            return f"{name} is not a version checked"
+    # `self.value` must be the instance dict's entry: no class in the MRO may define `value` (a
+    # descriptor would intercept it) or customise attribute lookup.
+    if type(cls) is not type or cls.__getattribute__ is not object.__getattribute__ or cls.__dictoffset__ == 0:
+        return "constexpr customises its attributes"
+    if any("value" in vars(owner) for owner in cls.__mro__):
+        return "constexpr has a class attribute value"
+    return ""
+
+
+def _constexpr_probes(constexpr) -> list:
+    nan = float("nan")
+    plain = [0, 1, 2**70, -1, True, False, 1.0, 0.5, nan, -0.0, "a", "b", "", None]
+    pairs = [(constexpr(a), constexpr(b)) for a in plain for b in plain]
+    same = constexpr(nan)
+    pairs += [(same, same), (constexpr(3), 3), (3, constexpr(3)), (constexpr((1, 2)), constexpr((1, 2)))]
+    return pairs
+
+
+def _configure_constexpr(native) -> None:
+    """The native comparison of captured `tl.constexpr` globals (Triton's per-launch `used_global_vals`
+    check), on only when constexpr's code is a version checked and the native answer matches
+    Python's `bool(a != b)` on every probe; otherwise every global is compared through Python."""
+    global constexpr_status
+    from triton.language import core
+
+    native.constexpr_compare_configure(None)
+    problem = _constexpr_problem(core)
+    if not problem:
+        native.constexpr_compare_configure(core.constexpr)
+        probes = _constexpr_probes(core.constexpr)
+        for current, recorded in probes:
+            differs, _ = native.global_differs(current, recorded)
+            if differs is not bool(current != recorded):
+                problem = f"probe {current!r} != {recorded!r} answered {differs}"
+                break
+    if problem:
+        native.constexpr_compare_configure(None)
+        constexpr_status = f"Python's != ({problem})"
+    else:
+        constexpr_status = f"native for constexprs of plain scalars (checked on {len(probes)} probes)"
 
 
 def ensure_configured() -> bool:

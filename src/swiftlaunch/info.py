@@ -41,6 +41,7 @@ def collect() -> dict:
             checked = "GPU-verified" if family in _runtime.TESTED_TRITON else "checked on CPU only"
             report["triton_rules"] = f"{family} ({checked})"
         report["tensor_reader"] = _runtime.reader_status
+        report["captured_globals"] = _runtime.constexpr_status
     except ImportError as error:  # torch or Triton missing: nothing to configure yet
         report["native_path"] = f"not configured ({error})"
     try:

@@ -547,6 +547,58 @@ def test_changed_captured_global(fake):
     check_launch(record, entry, (1,))
 
 
+def test_constexpr_global_is_compared_natively(fake):
+    """A `tl.constexpr` global is recorded as a deep copy (another object): the hit compares the two
+    as constexpr's `__ne__` would, without its Python code, and still launches exactly once."""
+    assert _runtime.constexpr_status.startswith("native"), _runtime.constexpr_status
+    fn = kernels.global_kernel
+    fn.cache_key  # noqa: B018
+    (recorded, _), = fn.used_global_vals.values()
+    assert recorded is not kernels.G and recorded.value == kernels.G.value
+    fast = swiftlaunch.fast(fn)
+    x, out = tensors(2)
+    entry = seed(fast, (x, out, 64), {"BLOCK": 64})
+    for _ in range(3):
+        _, record = hit(fake, fast, (1,), x, out, 64, BLOCK=64)
+        check_launch(record, entry, (1,))
+
+
+def test_global_with_a_python_ne_runs_it_once_per_launch(fake):
+    """Triton evaluates `current != recorded` on every launch; so does the hit, running the global's
+    own `__ne__`, and a global that compares unequal sends the call to Triton."""
+    fn = kernels.counted_global_kernel
+    fn.cache_key  # noqa: B018
+    assert [name for name, _ in fn.used_global_vals] == ["SCALE"]
+    fast = swiftlaunch.fast(fn)
+    x, out = tensors(2)
+    entry = seed(fast, (x, out, 64), {"BLOCK": 64})
+    before = kernels.CountedNe.calls
+    _, record = hit(fake, fast, (1,), x, out, 64, BLOCK=64)
+    check_launch(record, entry, (1,))
+    assert kernels.CountedNe.calls == before + 1
+    original = kernels.SCALE
+    kernels.SCALE = kernels.CountedNe(5)
+    try:
+        swiftlaunch.stats(reset=True)
+        assert_fallback(fake, "captured global changed", fast, (1,), x, out, 64, BLOCK=64)
+    finally:
+        kernels.SCALE = original
+
+
+def test_nan_global_is_never_equal_to_itself(fake):
+    """`copy.deepcopy(nan)` is the same object, and Triton's `nan != nan` is still true (it raises on
+    every launch): no identity shortcut, the call goes to Triton."""
+    fn = kernels.nan_global_kernel
+    fn.cache_key  # noqa: B018
+    (recorded, _), = fn.used_global_vals.values()
+    assert recorded is kernels.NAN
+    fast = swiftlaunch.fast(fn)
+    x, out = tensors(2)
+    seed(fast, (x, out, 64), {"BLOCK": 64})
+    swiftlaunch.stats(reset=True)
+    assert_fallback(fake, "captured global changed", fast, (1,), x, out, 64, BLOCK=64)
+
+
 def test_no_current_context(fake):
     fast, args, kwargs, _ = seeded_add()
     fake.set_context(False)

@@ -32,6 +32,38 @@ def global_kernel(x, out, n, BLOCK: tl.constexpr):
     tl.store(out + offsets, tl.load(x + offsets, mask=mask) * G, mask=mask)
 
 
+class CountedNe:
+    """A captured global whose `!=` is Python code that counts its calls."""
+
+    calls = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __ne__(self, other):
+        CountedNe.calls += 1
+        return self.value != getattr(other, "value", other)
+
+    def __deepcopy__(self, memo):
+        return CountedNe(self.value)
+
+
+SCALE = CountedNe(2)
+NAN = float("nan")
+
+
+@triton.jit
+def counted_global_kernel(x, out, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out + offsets, tl.load(x + offsets, mask=offsets < n) * SCALE.value, mask=offsets < n)
+
+
+@triton.jit
+def nan_global_kernel(x, out, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out + offsets, tl.load(x + offsets, mask=offsets < n) * NAN, mask=offsets < n)
+
+
 jit_add_kernel = swiftlaunch.jit(add_kernel.fn)
 
 

@@ -231,6 +231,27 @@ def test_no_reuse_while_a_graph_captures(pooled):
     assert_same(captured, x2 + y2, "graph replay")
 
 
+def test_capture_state_comes_from_the_driver(pooled):
+    """The pool asks the driver, not torch, once install() saw both agree; both agree here too:
+    outside a capture, on a side stream, and inside a capture on it."""
+    assert stats()["pool_capture_query"].startswith("the driver's cuStreamIsCapturing"), stats()
+    native = swiftlaunch._loader.native
+    assert native.current_stream_capturing() is False
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        assert native.current_stream_capturing() is False
+        graph = torch.cuda.CUDAGraph()
+        scratch = torch.zeros(4, device="cuda")
+        graph.capture_begin()
+        try:
+            scratch.add_(1)
+            inside = (native.current_stream_capturing(), torch.cuda.is_current_stream_capturing())
+        finally:
+            graph.capture_end()
+    assert inside == (True, True)
+    assert native.current_stream_capturing() is False
+
+
 def test_no_reuse_on_another_stream(pooled):
     x, y = randn(N), randn(N)
     warm(K.add, x, y)

@@ -135,3 +135,12 @@ def test_helion_launcher_entry_matches_fast():
         except Exception:  # noqa: BLE001
             pass
     assert swiftlaunch.stats()["fallbacks"]["helion launcher extras"] == fallbacks + 2
+
+
+def test_captured_constexpr_globals_are_compared_natively():
+    """Helion's block sizes are `tl.constexpr` globals that Triton compares on every launch; on the
+    tested stacks the core compares them without running constexpr's Python `__ne__`."""
+    from swiftlaunch import _runtime
+
+    assert _runtime.ensure_configured()
+    assert swiftlaunch.stats()["captured_globals"].startswith("native for constexprs"), swiftlaunch.stats()

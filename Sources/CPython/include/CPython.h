@@ -35,6 +35,11 @@ static inline int SL_FloatCheck(PyObject *o) { return PyFloat_Check(o); }
 static inline int SL_TupleCheck(PyObject *o) { return PyTuple_Check(o); }
 static inline int SL_ListCheck(PyObject *o) { return PyList_Check(o); }
 static inline int SL_UnicodeCheck(PyObject *o) { return PyUnicode_Check(o); }
+// Exactly int, float, bool, str or None: their `!=` and truth value are CPython's own C code.
+static inline int SL_IsPlainScalar(PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    return o == Py_None || t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type || t == &PyUnicode_Type;
+}
 static inline int SL_DictCheck(PyObject *o) { return PyDict_Check(o); }
 static inline int SL_CFunctionCheck(PyObject *o) { return PyCFunction_Check(o); }
 static inline PyTypeObject *SL_Type(PyObject *o) { return Py_TYPE(o); }

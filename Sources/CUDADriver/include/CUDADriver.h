@@ -95,6 +95,8 @@ typedef CUresult (*cuPointerGetAttributes_t)(unsigned int count, int *attributes
 typedef CUresult (*cuFuncSetAttribute_t)(CUfunction function, int attribute, int value);
 typedef CUresult (*cuLaunchKernelEx_t)(const CUlaunchConfig *config, CUfunction function, void **params, void **extra);
 typedef CUresult (*cuGetErrorString_t)(CUresult error, const char **text);
+/* `CUstreamCaptureStatus`: 0 none, 1 active, 2 invalidated. */
+typedef CUresult (*cuStreamIsCapturing_t)(CUstream stream, int *captureStatus);
 
 
 
