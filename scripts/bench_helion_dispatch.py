@@ -22,7 +22,7 @@ import torch
 import helion
 import swiftlaunch
 import swiftlaunch.helion as sl_helion
-from swiftlaunch import _helion_dispatch
+from swiftlaunch import _helion_dispatch, _runtime
 from swiftlaunch.bench import kernels
 
 
@@ -110,6 +110,16 @@ def main():
         "native dispatch alone, pool (helion_dispatch)": lambda: dispatch(add, (x, y)),
         "raw launch, once per Python call": rows["raw launch, once per Python call"],
     }
+    # The same rows with captured constexpr globals compared through Python's `!=`, as before the
+    # native comparison (`_runtime._configure_constexpr` puts it back).
+    python_ne_rows = {name: rows[name] for name in (
+        "eager torch.add(x, y)", "installed k(x, y)", "the plan's launch alone: Launcher(kernel, grid, ...)",
+        "raw launch of Helion's kernel, once per Python call")}
+    native.constexpr_compare_configure(None)
+    try:
+        python_ne = measure(python_ne_rows, options)
+    finally:
+        _runtime._configure_constexpr(native)
     assert sl_helion.install(output_pool=True), sl_helion.refusal()
     pool = measure(pool_rows, options) if sl_helion.pool_on() else None
     raw_us = raw_launch_us(x, y, options)
@@ -117,6 +127,8 @@ def main():
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, helion {_helion_dispatch.helion_version(helion)}, "
           f"{options.calls} calls x {options.reps} reps, us/call cpu_only (median, min)")
     report(first)
+    print("with captured constexpr globals compared through Python's != (as before 2026-12-03):")
+    report(python_ne)
     if pool is None:
         print(f"pool: off ({sl_helion.pool_refusal()})")
     else:
