@@ -10,10 +10,12 @@ import SwiftLaunchCore
 
 /// One value a planned call passes: an argument of the current call, an output allocated earlier in
 /// this call, or a value recorded once for the entry (metadata expressions, the grid, the kernel).
+/// A constant is borrowed from its plan's `constants`, so that reading a value on the per-call path
+/// costs no reference counting.
 enum PlanValue {
     case input(Int)
     case output(Int)
-    case constant(PyRef)
+    case constant(PyPtr)
 }
 
 /// One call of the plan: an allocation (`callable` set) or the launch (`callable` nil: the table's
@@ -44,9 +46,12 @@ final class HelionPlan {
     let returned: [PlanValue]
     /// The entry's output pool, when the pool is on (`swiftlaunch.helion.install(output_pool=True)`).
     let pool: OutputPool?
+    /// Owns every `.constant` the calls pass, for as long as the plan lives.
+    let constants: [PyRef]
 
     init(argumentCount: Int, allocations: [PlanCall], launch: PlanCall, returnsTuple: Bool, returned: [PlanValue],
-         pool: OutputPool?) {
+         pool: OutputPool?, constants: [PyRef]) {
+        self.constants = constants
         self.argumentCount = argumentCount
         self.allocations = allocations
         self.launch = launch
@@ -60,6 +65,7 @@ final class HelionPlan {
     /// arguments. Every index is checked here, so the run never reads outside the call's arguments
     /// or outputs.
     static func decode(_ plan: PyPtr, argumentCount count: Int) -> HelionPlan? {
+        var constants: [PyRef] = []
         func tuple(_ object: PyPtr?, _ size: Int? = nil) -> [PyPtr]? {
             guard let object, SL_TupleCheck(object) != 0 else { return nil }
             let items = (0..<PyTuple_Size(object)).map { PyTuple_GetItem(object, $0)! }
@@ -69,7 +75,10 @@ final class HelionPlan {
         func value(_ object: PyPtr, outputs: Int) -> PlanValue? {
             guard let pair = tuple(object, 2), SL_LongCheck(pair[0]) != 0 else { return nil }
             let kind = PyLong_AsLong(pair[0])
-            if kind == 2 { return .constant(PyRef(borrowing: pair[1])) }
+            if kind == 2 {
+                constants.append(PyRef(borrowing: pair[1]))
+                return .constant(pair[1])
+            }
             guard SL_LongCheck(pair[1]) != 0 else { return nil }
             let index = PyLong_AsLong(pair[1])
             if PyErr_Occurred() != nil { PyErr_Clear(); return nil }
@@ -125,7 +134,7 @@ final class HelionPlan {
         guard returnsTuple || returned.count <= 1 else { return nil }
         let pool = OutputPool.isOn && allocations.contains(where: \.poolable) ? OutputPool(count: outputs) : nil
         return HelionPlan(argumentCount: count, allocations: allocations, launch: launch, returnsTuple: returnsTuple,
-                          returned: returned, pool: pool)
+                          returned: returned, pool: pool, constants: constants)
     }
 
     /// The call: allocate (or take from the pool) → launch through `launcher` → the result as the
@@ -181,7 +190,7 @@ final class HelionPlan {
         switch value {
         case let .input(index): return PyTuple_GetItem(args, index)!
         case let .output(index): return outputs[index]!
-        case let .constant(ref): return ref.object
+        case let .constant(object): return object
         }
     }
 
