@@ -6,8 +6,12 @@ once per repetition, in turn), after warm-up calls. µs per call.
 
     python scripts/bench_helion_dispatch.py [--calls 20000] [--reps 5]
 
-Two sections, each interleaved on its own: the pool off, then on (`install(output_pool=True)` is
-process-wide). Issue 9's targets are printed last, each a ratio of two rows of one section; the raw
+Three sections, each interleaved on its own: the pool off (with breakdown rows: the native dispatch
+without the shim, the plan's launch alone, a bare launch once per Python call, and each Python query
+the shim, the dispatch and the pool make); a few of those rows again with captured constexpr globals
+compared through Python's `!=` (as before the core did it natively); the pool on
+(`install(output_pool=True)` is process-wide). Then the GPU time per call (calls queued behind a
+sleep kernel), the breakdown, and the Helion targets, each a ratio of two rows of one section; the raw
 launch is the Swift core's `cuLaunchKernelEx` loop on the benchmark's Triton add of the same size
 (arguments packed once), per launch.
 """
@@ -162,7 +166,7 @@ def main():
           f"{med['native dispatch alone, no shim (helion_dispatch)'] - parts:7.2f}")
     print(f"  {'plan launch − raw launch once per call':56s} "
           f"{med['the plan' + chr(39) + 's launch alone: Launcher(kernel, grid, ...)'] - med['raw launch, once per Python call']:7.2f}")
-    print("targets (issue 9), ratios of medians within a section:")
+    print("Helion targets, ratios of medians within a section:")
     target("installed / eager (vec add)", med["installed k(x, y)"] / med["eager torch.add(x, y)"], 1.0)
     target("installed / (empty_like + raw launch)", med["installed k(x, y)"] / floor, 1.25)
     target("installed 1024² bf16 / eager 1024² bf16",

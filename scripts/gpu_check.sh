@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything that needs the GPU machine, in one call: the wheel and the carried test wheels are
-# installed, then `info`, the GPU tests, and the benchmark; full logs go to $OUT, a short table last.
+# installed, then `info`, the GPU tests, the Helion dispatch benchmark and the suite's; full logs go to
+# $OUT, a short table last.
 # Run from the repository root with dist/ (the wheel) and .whl/ (pytest, hypothesis, helion, ...).
 set -uo pipefail
 OUT=${OUT:-$(mktemp -d)}
@@ -14,7 +15,11 @@ echo "pytest exit: $?"
 grep -E "passed|failed|error" "$OUT/tests.log" | tail -5
 grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | head -40
 if [ "${SKIP_BENCH:-0}" != "1" ]; then
+    # Helion's dispatch in detail (installed, pool, two shapes, the breakdown rows), then the suite.
+    python3 scripts/bench_helion_dispatch.py > "$OUT/bench_helion.log" 2>&1
+    echo "helion dispatch bench exit: $?"
     python3 -m swiftlaunch bench ${BENCH_ARGS:-} --out "$OUT/bench" > "$OUT/bench.log" 2>&1
     echo "bench exit: $?"
+    grep -A8 "^Helion targets" "$OUT/bench_helion.log"
     tail -60 "$OUT/bench.log"
 fi
