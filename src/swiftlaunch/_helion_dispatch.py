@@ -344,7 +344,6 @@ def _make_shim(original):
             return original(self, *args)
         return result
 
-    __call__._swiftlaunch_shim = True
     return __call__
 
 

@@ -631,13 +631,14 @@ def test_context_switched_to_another_device_while_the_grid_runs(fake):
 @pytest.mark.parametrize("when", ["before", "during the grid"])
 def test_context_query_fails(fake, when):
     fast, args, kwargs, _ = seeded_add()
-    grid = (1,)
+
+    def failing_grid(meta):
+        fake.set_context_result(999)
+        return (1,)
+
     if when == "before":
         fake.set_context_result(999)
-    else:
-        def grid(meta):
-            fake.set_context_result(999)
-            return (1,)
+    grid = (1,) if when == "before" else failing_grid
     assert_fallback(fake, "driver query failed", fast, grid, *args, **kwargs)
 
 

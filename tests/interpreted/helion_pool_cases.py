@@ -20,7 +20,6 @@ if os.environ.get("TRITON_INTERPRET") != "1":
 torch = pytest.importorskip("torch")
 helion = pytest.importorskip("helion")
 
-import swiftlaunch  # noqa: E402
 import swiftlaunch.helion as sl_helion  # noqa: E402
 from swiftlaunch import _helion_pool  # noqa: E402
 
