@@ -107,7 +107,6 @@ static int context_present = 1;
 static CUresult context_result;  /* cuCtxGetDevice fails with this when nonzero */
 static CUresult launch_result;
 static CUresult pointer_result;  /* cuPointerGetAttributes fails with this when nonzero */
-static int capture_status;       /* what cuStreamIsCapturing reports for every stream */
 
 typedef struct {
     uint64_t start, size, device_pointer;
@@ -136,7 +135,6 @@ void fake_cuda_reset(void) {
     context_result = CUDA_SUCCESS;
     launch_result = CUDA_SUCCESS;
     pointer_result = CUDA_SUCCESS;
-    capture_status = 0;
     allocation_count = 0;
     func_attribute_count = 0;
     memset(last_func_attribute, 0, sizeof last_func_attribute);
@@ -178,9 +176,6 @@ void fake_cuda_set_launch_result(int result) { launch_result = result; }
 /* Nonzero: every cuPointerGetAttributes fails with this code (0 puts it back). */
 void fake_cuda_set_pointer_result(int result) { pointer_result = result; }
 
-/* 0 none, 1 active, 2 invalidated; a negative value makes cuStreamIsCapturing fail with -value. */
-void fake_cuda_set_capture_status(int status) { capture_status = status; }
-
 /* Registers [start, start + size) as memory of `device`, which kernels see at `device_pointer`
  * onward (cuPointerGetAttributes' DEVICE_POINTER). Returns 0, or -1 when the table is full. */
 int fake_cuda_add_allocation(uint64_t start, uint64_t size, int device, uint64_t device_pointer) {
@@ -220,10 +215,10 @@ CUresult cuCtxGetCurrent(void **context) {
     return CUDA_SUCCESS;
 }
 
+/* No stream ever captures here (the core resolves the symbol with the rest). */
 CUresult cuStreamIsCapturing(void *stream, int *status) {
     (void)stream;
-    if (capture_status < 0) return -capture_status;
-    *status = capture_status;
+    *status = 0;
     return CUDA_SUCCESS;
 }
 CUresult cuCtxGetDevice(int *device) {

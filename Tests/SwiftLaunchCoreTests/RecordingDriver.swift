@@ -20,8 +20,6 @@ final class RecordingDriver: Driver {
     /// When set, `launch` records the attempt and then throws it.
     var launchError: DriverError?
 
-    /// Streams `isCapturing` reports as capturing a graph.
-    var capturingStreams: Set<UInt64> = []
     private(set) var contextQueries = 0
     private(set) var pointerQueries: [UInt64] = []
     private(set) var launches: [Launch] = []
@@ -39,9 +37,8 @@ final class RecordingDriver: Driver {
         return contextDevice
     }
 
-    func isCapturing(stream: UInt64) throws(DriverError) -> Bool {
-        capturingStreams.contains(stream)
-    }
+    /// The core's launch path never asks; nothing captures here.
+    func isCapturing(stream: UInt64) throws(DriverError) -> Bool { false }
 
     func pointerInfo(_ address: UInt64) throws(DriverError) -> PointerInfo? {
         pointerQueries.append(address)

@@ -146,10 +146,6 @@ class FakeDriver:
     def set_pointer_result(self, code: int) -> None:
         self.lib.fake_cuda_set_pointer_result(code)
 
-    def set_capture_status(self, status: int) -> None:
-        """What cuStreamIsCapturing reports: 0 none, 1 active, 2 invalidated; -code fails with code."""
-        self.lib.fake_cuda_set_capture_status(status)
-
     def add_allocation(self, start: int, size: int, device: int, device_pointer: int | None = None) -> None:
         if self.lib.fake_cuda_add_allocation(start, size, device, start if device_pointer is None else device_pointer):
             raise RuntimeError("the fake's allocation table is full")
