@@ -4,9 +4,9 @@
 // `if globals_dict.get(name, not_present) != val: raise RuntimeError(...)`, on every launch. `val` is
 // a `copy.deepcopy` of the global, so for a `tl.constexpr` global (every Helion kernel has its block
 // sizes as such) the two are different objects and Python's `!=` runs `constexpr.__ne__`, about a
-// microsecond of Python per global. When the glue has checked that `constexpr`'s `__ne__`, `__bool__`
-// and `_unwrap_if_constexpr` are the ones this mirrors, two exact constexprs holding plain scalars
-// compare as that code does, `bool(a.value != b.value)`, in C.
+// microsecond of Python per global. When the glue has checked that `constexpr`'s `__ne__`, `__bool__`,
+// `__init__` and `_unwrap_if_constexpr` are the ones this mirrors, two exact constexprs holding plain
+// scalars compare as that code does, `bool(a.value != b.value)`, in C.
 
 enum CapturedGlobals {
     /// `triton.language.core.constexpr` once the glue validated it (`constexpr_compare_configure`).
