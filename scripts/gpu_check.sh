@@ -20,6 +20,11 @@ if [ "${SKIP_BENCH:-0}" != "1" ]; then
     echo "helion dispatch bench exit: $?"
     python3 -m swiftlaunch bench ${BENCH_ARGS:-} --out "$OUT/bench" > "$OUT/bench.log" 2>&1
     echo "bench exit: $?"
+    # The pool is process-wide: its stack runs in a process of its own.
+    SWIFTLAUNCH_OUTPUT_POOL=1 python3 -m swiftlaunch bench --kernels vec_add,add2d \
+        --stacks eager,swiftlaunch_helion_pool,empty_like,raw_launch --out "$OUT/bench_pool" > "$OUT/bench_pool.log" 2>&1
+    echo "pool bench exit: $?"
     grep -A8 "^Helion targets" "$OUT/bench_helion.log"
     tail -60 "$OUT/bench.log"
+    grep -A12 -E "^(vec_add|add2d): " "$OUT/bench_pool.log"
 fi
