@@ -35,6 +35,8 @@ from swiftlaunch.bench import kernels
 kernels.load_helion()
 add = helion.kernel(kernels.helion_add, config=helion.Config(block_sizes=[1024]), static_shapes=True)
 add2d = helion.kernel(kernels.helion_add, config=helion.Config(block_sizes=[32, 32]), static_shapes=True)
+broadcast_add = helion.kernel(kernels.helion_broadcast_add, config=helion.Config(block_sizes=[1024]),
+                              static_shapes=True)
 
 
 def timed(call, calls):
@@ -60,8 +62,9 @@ def main():
     for args in ((x, y), (x2, y2)):
         add(*args)
         add(*args)
-    add2d(a, b)
-    add2d(a, b)
+    for kernel, args in ((add2d, (a, b)), (broadcast_add, (x, y))):
+        kernel(*args)
+        kernel(*args)
     bound = add.bind((x, y))
     run = bound._run
     launcher = swiftlaunch.Launcher()
@@ -78,6 +81,8 @@ def main():
         "native guard alone (helion_lookup)": lambda: lookup(add, (x, y)),
         "Helion k(a, b) 1024² bf16": lambda: own(add2d, a, b),
         "installed k(a, b) 1024² bf16": lambda: add2d(a, b),
+        "Helion example add (broadcast_tensors first), same shapes": lambda: own(broadcast_add, x, y),
+        "installed example add (broadcast dropped)": lambda: broadcast_add(x, y),
     }
     rows["eager torch.add(a, b) 1024² bf16"] = lambda: torch.add(a, b)
     # The breakdown of an installed call: the shim's share (installed − native dispatch), the launch

@@ -48,9 +48,50 @@ def test_zoo_is_eligible(zoo, name):
     assert not isinstance(analysis, str), analysis
 
 
-def test_broadcast_is_not(zoo):
+def test_broadcast_rebinding_is_eligible(zoo):
+    """`x, y = torch.broadcast_tensors(x, y)` is analysed as a rebinding; whether it changes anything
+    is decided per entry, from the recorded call."""
     analysis = _helion_plan.analyse(wrapper(zoo.broadcast_add, (r(64, 96), r(96))))
-    assert analysis == "helion native run: call of torch.broadcast_tensors"
+    assert not isinstance(analysis, str), analysis
+    assert analysis.broadcast == {"x", "y"}
+
+
+def _recorded(run, args):
+    launches = []
+    result, plan = _helion_plan.record(run, lambda *a, **k: launches.append((a, k)), args)
+    assert len(launches) == 1
+    return launches[0][0], result, plan
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_broadcast_dropped_only_when_it_returns_its_inputs(zoo, same):
+    """Shapes that already match: the broadcast gives back the very inputs, so the plan passes the
+    current arguments and the statement is dropped. Shapes that differ: the launch got expanded views,
+    not the arguments, and the entry stays in the first stage."""
+    x = r(64, 96)
+    y = r(64, 96) if same else r(96)
+    run = wrapper(zoo.broadcast_add, (x, y))
+    launched, result, plan = _recorded(run, (x, y))
+    assert launched[2] is x
+    assert (launched[3] is y) == same
+    if same:
+        assert not isinstance(plan, str), plan
+        launch_specs = plan[1][0]
+        assert launch_specs[2:5] == ((_helion_plan.INPUT, 0), (_helion_plan.INPUT, 1), (_helion_plan.OUTPUT, 0))
+    else:
+        assert plan == "helion native run: torch.broadcast_tensors changes a shape"
+
+
+def test_broadcast_used_in_metadata_only(tmp_path):
+    """A rebound name read only for its metadata needs no identity: the broadcast shape is a function
+    of the guarded shapes, and the plan records it as a constant."""
+    body = ("    x, alpha = torch.broadcast_tensors(x, alpha)\n"
+            "    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)\n"
+            "    _launcher(kernel, (1,), out)\n    return out\n")
+    run = _synthetic(tmp_path, body)
+    launched, result, plan = _recorded(run, (r(4, 1), r(3)))
+    assert not isinstance(plan, str), plan
+    assert result.shape == (4, 3)
 
 
 def test_analysis_is_cached_per_wrapper(zoo):
@@ -96,6 +137,16 @@ def _synthetic(tmp_path, body, params="x, alpha"):
      ".grad is not guarded"),
     ("    out = torch.empty_like(x)\n    _launcher(kernel, (1,), x, out, torch.cuda.current_stream())\n    return out\n",
      "call of torch.cuda.current_stream"),
+    ("    a, b = torch.broadcast_tensors(x, alpha)\n    out = torch.empty_like(a)\n    _launcher(kernel, (1,), a, out)\n"
+     "    return out\n", "torch.broadcast_tensors other than parameters rebound"),
+    ("    alpha, x = torch.broadcast_tensors(x, alpha)\n    out = torch.empty_like(x)\n    _launcher(kernel, (1,), x, out)\n"
+     "    return out\n", "torch.broadcast_tensors other than parameters rebound"),
+    ("    x = torch.broadcast_tensors(x)\n    out = torch.empty_like(x)\n    _launcher(kernel, (1,), x, out)\n"
+     "    return out\n", "torch.broadcast_tensors other than parameters rebound"),
+    ("    x, alpha = torch.broadcast_tensors(x, alpha, out=None)\n    out = torch.empty_like(x)\n"
+     "    _launcher(kernel, (1,), x, out)\n    return out\n", "torch.broadcast_tensors other than parameters rebound"),
+    ("    x, alpha = torch.broadcast_to(x, alpha)\n    out = torch.empty_like(x)\n    _launcher(kernel, (1,), x, out)\n"
+     "    return out\n", "call of torch.broadcast_to"),
 ])
 def test_ineligible(tmp_path, body, reason):
     analysis = _helion_plan.analyse(_synthetic(tmp_path, body))
@@ -139,3 +190,19 @@ def test_source_changed_after_load_is_not_analysed(tmp_path):
     linecache.checkcache(str(path))
     analysis = _helion_plan.analyse(run)
     assert analysis == "helion native run: source does not match the function", analysis
+
+
+def test_helion_example_add_runs_natively_on_one_shape():
+    """Helion's own example add (the benchmark's `helion_broadcast_add`): broadcast, then an output of
+    the promoted dtype. Same shapes: a plan whose launch takes the arguments themselves."""
+    from swiftlaunch.bench import kernels
+
+    kernels.load_helion()
+    example = helion.kernel(kernels.helion_broadcast_add, config=helion.Config(block_sizes=[64]), static_shapes=True)
+    x, y = r(256), r(256)
+    run = wrapper(example, (x, y))
+    launched, result, plan = _recorded(run, (x, y))
+    assert not isinstance(plan, str), plan
+    assert launched[2] is x and launched[3] is y and launched[4] is result
+    allocation = plan[0][0]
+    assert allocation[0] is torch.empty and allocation[3] is True  # dtype= and device= given: poolable

@@ -28,6 +28,16 @@ What is *not* fixed per entry, and so is passed through from the current call:
   argument list (the current tensors in the same positions, the recorded metadata values elsewhere),
   so it gives exactly what the wrapper would, global defaults (default dtype/device) included.
 
+A broadcast of parameters rebound to themselves, `x, y = torch.broadcast_tensors(x, y)` (Helion's
+examples start so), is dropped from the native run when it changes nothing. On inputs whose shapes
+already match, `torch.broadcast_tensors` returns the very objects it was given (ATen's
+`expand_outplace` keeps a tensor of the target size as it is; no view, no autograd node, no op
+dispatched), and whether the shapes match is fixed per entry by the guard. The recorded call runs the
+real broadcast; if it gave other objects, every later use of a rebound name as an argument fails the
+plan's identity check (`_spec`), and that entry stays in the first stage ("torch.broadcast_tensors
+changes a shape"). A use in metadata only needs no check: the broadcast shape is itself a function of
+the guarded shapes.
+
 Recording runs a *twin* of the wrapper, compiled from its own syntax tree in its own globals, in
 which each allocation call `F(a, b, k=c)` becomes `__sl_alloc__(j, F, a, b, k=c)` (it records the
 values and calls `F`) and `_launcher` is a recording wrapper around swiftlaunch's launcher. The twin
@@ -99,9 +109,10 @@ class Analysis:
     """What `analyse` found in an eligible wrapper: its parameters, its allocations (in order), its one
     launch and its return, as syntax nodes, plus the twin that records a call."""
 
-    def __init__(self, params, allocations, launch, returned, twin, bases):
+    def __init__(self, params, allocations, launch, returned, twin, bases, broadcast):
         self.params = params              # parameter names, in order (without `_launcher`)
         self.bases = bases                # names whose metadata an expression reads
+        self.broadcast = broadcast        # parameters rebound by `torch.broadcast_tensors`
         self.allocations = allocations    # [(name, ast.Call, kind, poolable)]
         self.launch = launch              # the `_launcher(...)` ast.Call
         self.returned = returned          # None, an ast.Name, or a list of ast.Name (a tuple)
@@ -126,6 +137,8 @@ class _Checker:
         self.outputs: dict[str, int] = {}
         # Parameters and outputs whose metadata an expression reads.
         self.bases: set[str] = set()
+        # Parameters rebound to themselves by `x, y = torch.broadcast_tensors(x, y)`.
+        self.broadcast: set[str] = set()
 
     # --- names and globals ---------------------------------------------------------------------
 
@@ -289,6 +302,26 @@ class _Checker:
             poolable = names == POOLABLE_KEYWORDS
         return kind, poolable
 
+    def broadcast_rebinding(self, target, node) -> bool:
+        """Whether `target = node` is `x, y = torch.broadcast_tensors(x, y)`: parameters rebound, in
+        order, to what broadcasting them gives. Dropped from the native run (see `_plan`)."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))):
+            return False
+        import torch
+
+        if self._resolve(node.func) is not torch.broadcast_tensors:
+            return False
+        sources = [a.id if isinstance(a, ast.Name) else None for a in node.args]
+        targets = [t.id if isinstance(t, ast.Name) else None
+                   for t in (target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target])]
+        if (node.keywords or not sources or sources != targets or len(set(sources)) != len(sources)
+                or not all(s in self.params for s in sources) or not isinstance(target, (ast.Tuple, ast.List))):
+            raise Ineligible("torch.broadcast_tensors other than parameters rebound to themselves, in order")
+        self.broadcast.update(sources)
+        # Broadcasting needs tensors; the plan also requires it (`_check_arguments`).
+        self.bases.update(sources)
+        return True
+
     def new_name(self, name: str) -> None:
         if name in self.params or name in self.metadata or name in self.outputs or name == LAUNCHER:
             raise Ineligible(f"{name} is assigned twice or shadows a parameter")
@@ -346,6 +379,8 @@ def _analyse(function) -> Analysis:
             if len(statement.targets) != 1:
                 raise Ineligible("chained assignment")
             target = statement.targets[0]
+            if checker.broadcast_rebinding(target, statement.value):
+                continue
             found = checker.allocation(statement.value)
             if found is not None:
                 if not isinstance(target, ast.Name):
@@ -401,7 +436,7 @@ def _analyse(function) -> Analysis:
     if any(isinstance(n, ast.Name) and n.id == LAUNCHER for n in ast.walk(tree) if n is not launch.func):
         raise Ineligible("_launcher used other than as the one launch")
     return Analysis(checker.params, allocations, launch, returned, _make_twin(function, tree, allocations),
-                    frozenset(checker.bases))
+                    frozenset(checker.bases), frozenset(checker.broadcast))
 
 
 class _AllocationRewriter(ast.NodeTransformer):
@@ -498,6 +533,8 @@ def _spec(node, value, analysis, args, outputs):
             index = analysis.params.index(node.id)
             if index < len(args):
                 if value is not args[index]:
+                    if node.id in analysis.broadcast:
+                        raise Ineligible("torch.broadcast_tensors changes a shape")
                     raise Ineligible(f"{node.id} is not the argument it names")
                 return (INPUT, index)
             return (CONSTANT, value)  # the wrapper's default: absent in every call of this entry

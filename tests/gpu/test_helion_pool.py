@@ -1,7 +1,7 @@
 """The second stage and the output pool on a GPU.
 
-Second stage: kernels whose wrappers are only allocations, metadata, one launch and a return run
-natively (`dispatch_stats()["native_runs"]`), bit for bit what Helion gives.
+Second stage: kernels whose wrappers are only allocations, metadata, a broadcast that changes
+nothing, one launch and a return run natively (`dispatch_stats()["native_runs"]`), bit for bit what Helion gives.
 
 Pool (`install(output_pool=True)`): a caller who keeps a result, a view, a slice, a DLPack capsule,
 a `detach()` or its storage never sees it overwritten; dropping every reference makes the next call
@@ -112,11 +112,17 @@ def test_in_place_launches_once(plain):
         assert_same(x, expected, "in place")
 
 
-def test_broadcast_stays_first_stage(plain):
-    x, y = randn(64, 96), randn(96)
-    for _ in range(3):
-        assert_same(K.broadcast_add(x, y), helion_call(K.broadcast_add, x, y), "broadcast")
-    assert swiftlaunch.stats()["fallbacks"].get("helion native run: call of torch.broadcast_tensors", 0) >= 1
+def test_broadcast_runs_natively_only_when_it_changes_nothing(plain):
+    """Matching shapes: the broadcast is dropped and the call runs natively. A row against a matrix:
+    that entry stays in the first stage, with its reason. Alternating, every result is Helion's."""
+    x, y, row = randn(64, 96), randn(64, 96), randn(96)
+    reason = "helion native run: torch.broadcast_tensors changes a shape"
+    before, refused = stats()["native_runs"], swiftlaunch.stats()["fallbacks"].get(reason, 0)
+    for _ in range(4):
+        assert_same(K.broadcast_add(x, y), helion_call(K.broadcast_add, x, y), "broadcast, same shapes")
+        assert_same(K.broadcast_add(x, row), helion_call(K.broadcast_add, x, row), "broadcast of a row")
+    assert stats()["native_runs"] - before == 2, stats()
+    assert swiftlaunch.stats()["fallbacks"].get(reason, 0) - refused == 1
 
 
 # --- the pool ----------------------------------------------------------------------------------------

@@ -37,13 +37,11 @@ def test_real_wrappers_are_analysed(K):
     eligible = {
         "scaled_add": (x, y, 0.5, 2), "cast_to": (x, torch.float16), "add_into": (x, y),
         "sum_and_difference": (x, y), "sum_and_max": (torch.randn(8, 4),), "rms_norm": (torch.randn(8, 4),),
-        "dynamic_add": (x, y), "transpose": (torch.randn(4, 8),),
+        "dynamic_add": (x, y), "transpose": (torch.randn(4, 8),), "broadcast_add": (torch.randn(4, 4), x[:4]),
     }
     for name, args in eligible.items():
         analysis = _helion_plan.analyse(wrapper(getattr(K, name), args))
         assert not isinstance(analysis, str), (name, analysis)
-    assert _helion_plan.analyse(wrapper(K.broadcast_add, (torch.randn(4, 4), x[:4]))) == \
-        "helion native run: call of torch.broadcast_tensors"
 
 
 def test_plan_of_scaled_add(K):
@@ -164,10 +162,26 @@ def test_native_run_off(K, installed, monkeypatch):
 
 
 def test_ineligible_reason_counted_once(K, installed):
-    m = torch.randn(4, 4)
+    """A broadcast that changes a shape keeps its entry in the first stage, said once per entry."""
+    m, row = torch.randn(4, 4), torch.randn(4)
+    reason = "helion native run: torch.broadcast_tensors changes a shape"
+    before = swiftlaunch.stats()["fallbacks"].get(reason, 0)
     for _ in range(4):
+        torch.testing.assert_close(K.broadcast_add(m, row), m + row)
+    assert swiftlaunch.stats()["fallbacks"].get(reason, 0) - before == 1
+
+
+def test_broadcast_of_matching_shapes_is_dropped(K, installed):
+    """Matching shapes run natively (the broadcast dropped); a broadcasting entry of the same kernel
+    stays in the first stage; alternating between them, every result is right."""
+    m, other, row = torch.randn(4, 4), torch.randn(4, 4), torch.randn(4)
+    before = stats()["native_runs"]
+    for _ in range(4):
+        torch.testing.assert_close(K.broadcast_add(m, other), m + other)
+        torch.testing.assert_close(K.broadcast_add(m, row), m + row)
         torch.testing.assert_close(K.broadcast_add(m, m), m + m)
-    assert swiftlaunch.stats()["fallbacks"].get("helion native run: call of torch.broadcast_tensors") == 1
+    # Two same-shape entries (distinct and aliased arguments), each learned, recorded, then native twice.
+    assert stats()["native_runs"] - before == 4, stats()
 
 
 @pytest.mark.parametrize("plan", [

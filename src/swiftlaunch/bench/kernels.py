@@ -272,6 +272,15 @@ def helion_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def helion_broadcast_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Helion's own example add (examples/add.py): broadcast first, then a promoted output."""
+    x, y = torch.broadcast_tensors(x, y)
+    out = torch.empty(x.shape, dtype=torch.promote_types(x.dtype, y.dtype), device=x.device)
+    for tile in hl.tile(out.size()):
+        out[tile] = x[tile] + y[tile]
+    return out
+
+
 def helion_scalar_args(x: torch.Tensor, alpha: float, beta: int, flag: bool) -> torch.Tensor:
     out = torch.empty_like(x)
     for tile in hl.tile(out.size()):
