@@ -101,7 +101,7 @@ def main():
     rows["raw launch of Helion's kernel, once per Python call"] = (
         lambda: native.raw_launch_loop(h_fast, h_token, h_grid, h_args, stream, device, 1))
     rows["fast(Helion's kernel)[grid](...)"] = lambda: h_fast[launch_args[1]](*h_args, **launch_kwargs)
-    rows["shim's query: torch.compiler.is_compiling()"] = torch.compiler.is_compiling
+    rows["shim's query: torch.compiler.is_dynamo_compiling()"] = torch.compiler.is_dynamo_compiling
     rows["dispatch's query: torch.distributed.is_initialized()"] = torch.distributed.is_initialized
     rows["dispatch's query: torch._C._is_torch_function_mode_enabled()"] = torch._C._is_torch_function_mode_enabled
     # What the pool asks torch on every call, each alone (the native run calls the same C functions).

@@ -96,6 +96,23 @@ def test_in_place_returns_its_input(K, installed):
         torch.testing.assert_close(x, expected)
 
 
+def test_export_tracing_goes_to_helions_own_call(K, installed, monkeypatch):
+    """While torch.export runs Python (`torch.compiler._is_compiling_flag` set, so
+    `torch.compiler.is_compiling()` is True) the shim calls Helion's own method, as under Dynamo."""
+    x, y = torch.randn(8), torch.randn(8)
+    for _ in range(3):
+        K.sum_and_difference(x, y)
+    monkeypatch.setattr(torch.compiler, "_is_compiling_flag", True)
+    assert torch.compiler.is_compiling()
+    before = dispatched()
+    for _ in range(3):
+        torch.testing.assert_close(K.sum_and_difference(x, y)[0], x + y)
+    assert dispatched() == before
+    monkeypatch.setattr(torch.compiler, "_is_compiling_flag", False)
+    K.sum_and_difference(x, y)
+    assert dispatched() == before + 1
+
+
 def test_dispatch_cases(K, installed):
     """k(x, x) after k(x, y), Parameter after Tensor, a dtype change, strided input, reset()."""
     k = K.scaled_add
