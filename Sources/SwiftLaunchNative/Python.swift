@@ -41,6 +41,7 @@ enum Names {
     nonisolated(unsafe) static var swiftlaunchFast: PyPtr!
     nonisolated(unsafe) static var swiftlaunchKernel: PyPtr!
     nonisolated(unsafe) static var fpsanHomomorphicCasts: PyPtr!
+    nonisolated(unsafe) static var hasNames: PyPtr!
 
     static func make() -> Bool {
         func intern(_ text: String) -> PyPtr? { PyUnicode_InternFromString(text) }
@@ -49,9 +50,9 @@ enum Names {
               let g = intern("launch_enter_hook"), let h = intern("launch_exit_hook"),
               let i = intern("add_stages_inspection_hook"), let j = intern("instrumentation_mode"),
               let k = intern("get"), let l = intern("_swiftlaunch_fast"), let m = intern("_swiftlaunch_kernel"),
-              let n = intern("fpsan_homomorphic_casts")
+              let n = intern("fpsan_homomorphic_casts"), let o = intern("has_names")
         else { return false }
-        swiftlaunchFast = l; swiftlaunchKernel = m; fpsanHomomorphicCasts = n
+        swiftlaunchFast = l; swiftlaunchKernel = m; fpsanHomomorphicCasts = n; hasNames = o
         dataPtr = a; dtype = b; calls = c; preRunHooks = d; usedGlobalVals = e; debug = f
         launchEnterHook = g; launchExitHook = h; stagesHook = i; instrumentationMode = j; get = k
         return true

@@ -567,10 +567,40 @@ def _check_arguments(analysis, args, allocations) -> None:
         if index >= len(args) or type(args[index]) not in tensor_types:
             raise Ineligible(f"metadata of {name}, which is not a tensor argument")
     fixed = tensor_types + (torch.dtype, torch.device, str)
-    for _, specs, _, _ in allocations:
+    for _, specs, *_ in allocations:
         for kind, value in specs:
             if kind == INPUT and type(args[value]) not in fixed:
                 raise Ineligible("an allocation depends on a scalar argument the guard checks by type only")
+
+
+def _names_source(kind, call) -> int | None:
+    """Index (in the allocation's values: positional, then keywords) of the tensor whose names the
+    result copies (`empty_like`) or whose names make it raise (`new_empty*`); None for the others."""
+    if kind in METHOD_ALLOCATIONS:
+        return 0
+    if kind in LIKE_ALLOCATIONS:
+        if call.args:
+            return 0
+        names = [k.arg for k in call.keywords]
+        return len(call.args) + names.index("input") if "input" in names else None
+    return None
+
+
+def _layout(output, poolable):
+    """The output's layout for a native allocation (`_torch_alloc`), or None: only for allocations
+    whose result depends on guarded values alone (the pool's rule), and only for a plain fresh tensor
+    (exact type, strided, no grad, no names, at the start of its storage)."""
+    import torch
+
+    from . import _loader, _torch_alloc
+
+    if (not poolable or type(output) is not torch.Tensor or output.layout is not torch.strided
+            or output.requires_grad or output.storage_offset() != 0 or output.has_names()):
+        return None
+    try:
+        return _torch_alloc.layout_of(_loader.native, output)
+    except (RuntimeError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _plan(analysis, recorder, args, result):
@@ -578,11 +608,11 @@ def _plan(analysis, recorder, args, result):
     if any(a is None for a in recorder.allocations) or len(recorder.launches) != 1:
         raise Ineligible("the recorded call did not allocate and launch as its source says")
     allocations = []
-    for (name, call, kind, poolable), (function, values, keywords, _) in zip(analysis.allocations,
-                                                                               recorder.allocations):
+    for (name, call, kind, poolable), (function, values, keywords, output) in zip(analysis.allocations,
+                                                                                    recorder.allocations):
         nodes = ([call.func.value] + call.args) if kind in METHOD_ALLOCATIONS else call.args
         specs, names = _call_specs(nodes, call.keywords, values, keywords, analysis, args, outputs)
-        allocations.append((function, specs, names, poolable))
+        allocations.append((function, specs, names, poolable, _layout(output, poolable), _names_source(kind, call)))
     _check_arguments(analysis, args, allocations)
     launch_args, launch_keywords = recorder.launches[0]
     specs, names = _call_specs(analysis.launch.args, analysis.launch.keywords, launch_args, launch_keywords,
