@@ -26,7 +26,7 @@ import torch
 import helion
 import swiftlaunch
 import swiftlaunch.helion as sl_helion
-from swiftlaunch import _helion_dispatch, _runtime, _torch_alloc
+from swiftlaunch import _helion_dispatch, _runtime
 from swiftlaunch.bench import kernels
 
 
@@ -101,11 +101,6 @@ def main():
     rows["raw launch of Helion's kernel, once per Python call"] = (
         lambda: native.raw_launch_loop(h_fast, h_token, h_grid, h_args, stream, device, 1))
     rows["fast(Helion's kernel)[grid](...)"] = lambda: h_fast[launch_args[1]](*h_args, **launch_kwargs)
-    allocating = sl_helion.dispatch_stats()["native_allocation"].startswith("on")
-    if allocating:
-        layout = _torch_alloc.layout_of(native, x)
-        rows["native allocation alone (torch_allocate, as the plan makes it)"] = (
-            lambda: native.torch_allocate(layout, 4))
     rows["shim's query: torch.compiler.is_dynamo_compiling()"] = torch.compiler.is_dynamo_compiling
     rows["dispatch's query: torch.distributed.is_initialized()"] = torch.distributed.is_initialized
     rows["dispatch's query: torch._C._is_torch_function_mode_enabled()"] = torch._C._is_torch_function_mode_enabled
@@ -134,16 +129,6 @@ def main():
         python_ne = measure(python_ne_rows, options)
     finally:
         _runtime._configure_constexpr(native)
-    # The same rows with planned outputs allocated by the wrapper's own torch calls (native allocation off).
-    no_allocation = None
-    if allocating:
-        native.torch_allocator_configure(None)
-        try:
-            no_allocation = measure({name: rows[name] for name in (
-                "eager torch.add(x, y)", "installed k(x, y)", "eager torch.add(a, b) 1024² bf16",
-                "installed k(a, b) 1024² bf16")}, options)
-        finally:
-            _torch_alloc.configure(native)
     assert sl_helion.install(output_pool=True), sl_helion.refusal()
     pool = measure(pool_rows, options) if sl_helion.pool_on() else None
     raw_us = raw_launch_us(x, y, options)
@@ -153,9 +138,6 @@ def main():
     report(first)
     print("with captured constexpr globals compared through Python's != (as before 2026-12-03):")
     report(python_ne)
-    if no_allocation is not None:
-        print("with native allocation off (planned outputs from the wrapper's own torch calls):")
-        report(no_allocation)
     if pool is None:
         print(f"pool: off ({sl_helion.pool_refusal()})")
     else:
@@ -182,13 +164,10 @@ def main():
     floor = med["torch.empty_like(x)"] + raw_us
     print("breakdown of installed k(x, y), differences of medians:")
     shim = med["installed k(x, y)"] - med["native dispatch alone, no shim (helion_dispatch)"]
-    allocation = "native allocation alone (torch_allocate, as the plan makes it)"
-    allocation = allocation if allocation in med else "torch.empty_like(x)"
-    parts = (med["native guard alone (helion_lookup)"] + med[allocation]
+    parts = (med["native guard alone (helion_lookup)"] + med["torch.empty_like(x)"]
              + med["the plan's launch alone: Launcher(kernel, grid, ...)"])
     print(f"  {'the shim (installed − helion_dispatch)':56s} {shim:7.2f}")
-    print(f"  {'allocation: ' + allocation.split(' (')[0]:56s} {med[allocation]:7.2f}")
-    print(f"  {'helion_dispatch − (guard + allocation + plan launch)':56s} "
+    print(f"  {'helion_dispatch − (guard + empty_like + plan launch)':56s} "
           f"{med['native dispatch alone, no shim (helion_dispatch)'] - parts:7.2f}")
     print(f"  {'plan launch − raw launch once per call':56s} "
           f"{med['the plan' + chr(39) + 's launch alone: Launcher(kernel, grid, ...)'] - med['raw launch, once per Python call']:7.2f}")

@@ -713,8 +713,7 @@ let helionStatsFunction: @convention(c) (PyPtr?, PyPtr?) -> PyPtr? = { _, _ in
     for (name, value) in [("dispatched", HelionDispatch.dispatched), ("learned", HelionDispatch.learned),
                           ("tables", HelionDispatch.tables.count), ("entries", entries),
                           ("native_runs", HelionNativeRun.nativeRuns), ("recorded", HelionNativeRun.recorded),
-                          ("pool_reused", OutputPool.reused), ("pool_allocated", OutputPool.allocated),
-                          ("native_allocations", TorchAllocator.made)] {
+                          ("pool_reused", OutputPool.reused), ("pool_allocated", OutputPool.allocated)] {
         guard let number = newInteger(value) else { SL_DecRef(result); return nil }
         PyDict_SetItemString(result, name, number)
         SL_DecRef(number)
@@ -781,7 +780,7 @@ let helionConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_
 
 /// The module functions above, for `Module.swift`'s method table.
 enum HelionDispatchMethods {
-    static let count = 18
+    static let count = 15
 
     /// Writes `count` method definitions from `methods`.
     static func write(into methods: UnsafeMutablePointer<PyMethodDef>) {
@@ -803,10 +802,6 @@ enum HelionDispatchMethods {
             ("helion_pool_check", helionPoolCheckFunction, Int32(METH_O)),
             ("helion_pool_driver_capture", helionPoolDriverCaptureFunction, Int32(METH_O)),
             ("current_stream_capturing", currentStreamCapturingFunction, Int32(METH_NOARGS)),
-            // Native allocation of planned outputs (TensorAllocation.swift).
-            ("torch_allocator_probe", unsafeBitCast(torchAllocatorProbeFunction, to: PyCFunction.self), fast),
-            ("torch_allocate", unsafeBitCast(torchAllocateFunction, to: PyCFunction.self), fast),
-            ("torch_allocator_configure", unsafeBitCast(torchAllocatorConfigureFunction, to: PyCFunction.self), fast),
         ]
         for (index, (name, function, flags)) in definitions.enumerated() {
             methods[index] = PyMethodDef(ml_name: strdup(name), ml_meth: function, ml_flags: flags, ml_doc: nil)

@@ -27,21 +27,17 @@ final class PlanCall {
     let keywordCount: Int
     /// Whether the pool may stand in for this allocation (decided by the glue from its source).
     let poolable: Bool
-    /// The recorded output's layout, when torch's allocation may be made natively
-    /// (`TensorAllocation.swift`); nil: always the Python call.
-    let layout: TensorLayout?
     /// The value whose names the result would copy or refuse (`empty_like`'s and `new_empty`'s
-    /// source tensor): with names, neither the pool nor a native allocation stands in.
+    /// source tensor): with names, the pool does not stand in.
     let namesFrom: Int?
 
     init(callable: PyRef?, values: [PlanValue], keywordNames: PyRef?, keywordCount: Int, poolable: Bool,
-         layout: TensorLayout? = nil, namesFrom: Int? = nil) {
+         namesFrom: Int? = nil) {
         self.callable = callable
         self.values = values
         self.keywordNames = keywordNames
         self.keywordCount = keywordCount
         self.poolable = poolable
-        self.layout = layout
         self.namesFrom = namesFrom
     }
 }
@@ -70,8 +66,8 @@ final class HelionPlan {
     }
 
     /// Decodes the glue's plan `(allocations, (values, keyword_names), (returns_tuple, values))`, each
-    /// allocation `(callable, values, keyword_names, poolable[, layout, names_from])` (see
-    /// `_helion_plan._plan`); nil (no Python error) when it is not well formed for `count`
+    /// allocation `(callable, values, keyword_names, poolable, names_from)` (see `_helion_plan._plan`);
+    /// nil (no Python error) when it is not well formed for `count`
     /// arguments. Every index is checked here, so the run never reads outside the call's arguments
     /// or outputs.
     static func decode(_ plan: PyPtr, argumentCount count: Int) -> HelionPlan? {
@@ -99,7 +95,7 @@ final class HelionPlan {
             }
         }
         func planCall(callable: PyPtr?, valuesObject: PyPtr, namesObject: PyPtr, outputs: Int, poolable: Bool,
-                      layout: TensorLayout? = nil, namesFrom: Int? = nil) -> PlanCall? {
+                      namesFrom: Int? = nil) -> PlanCall? {
             guard let items = tuple(valuesObject) else { return nil }
             var values: [PlanValue] = []
             for item in items {
@@ -117,7 +113,7 @@ final class HelionPlan {
             }
             if let namesFrom, !values.indices.contains(namesFrom) { return nil }
             return PlanCall(callable: callable.map { PyRef(borrowing: $0) }, values: values, keywordNames: names,
-                            keywordCount: keywordCount, poolable: poolable, layout: layout, namesFrom: namesFrom)
+                            keywordCount: keywordCount, poolable: poolable, namesFrom: namesFrom)
         }
         guard let parts = tuple(plan, 3), let allocationItems = tuple(parts[0]), let launchParts = tuple(parts[1], 2),
               let returnParts = tuple(parts[2], 2), let returnedItems = tuple(returnParts[1])
@@ -125,23 +121,15 @@ final class HelionPlan {
         var allocations: [PlanCall] = []
         for (index, item) in allocationItems.enumerated() {
             // An allocation may pass outputs made before it, never itself or later ones.
-            guard let fields = tuple(item), fields.count == 4 || fields.count == 6 else { return nil }
-            var layout: TensorLayout?
+            guard let fields = tuple(item, 5) else { return nil }
             var namesFrom: Int?
-            if fields.count == 6 {
-                if fields[4] != SL_None() {
-                    guard let decoded = TensorLayout.decode(fields[4]) else { return nil }
-                    layout = decoded
-                }
-                if fields[5] != SL_None() {
-                    guard SL_LongCheck(fields[5]) != 0 else { return nil }
-                    namesFrom = PyLong_AsLong(fields[5])
-                    if PyErr_Occurred() != nil { PyErr_Clear(); return nil }
-                }
+            if fields[4] != SL_None() {
+                guard SL_LongCheck(fields[4]) != 0 else { return nil }
+                namesFrom = PyLong_AsLong(fields[4])
+                if PyErr_Occurred() != nil { PyErr_Clear(); return nil }
             }
             guard let decoded = planCall(callable: fields[0], valuesObject: fields[1], namesObject: fields[2],
-                                         outputs: index, poolable: fields[3] == SL_True(), layout: layout,
-                                         namesFrom: namesFrom)
+                                         outputs: index, poolable: fields[3] == SL_True(), namesFrom: namesFrom)
             else { return nil }
             allocations.append(decoded)
         }
@@ -175,31 +163,20 @@ final class HelionPlan {
             }
             // The pool looks at the call's context (stream, capture, modes) once, before any output.
             let context = pool?.context()
-            // Whether torch's allocation may be made natively in this call, asked on first need; a pool
-            // context already means no dispatch mode is active.
-            var allocating: AllocationConfig?? = nil
+            var fresh = 0
             for index in 0..<count {
                 let planned = allocations[index]
-                let native = planned.layout.flatMap { layout -> AllocationConfig? in
-                    guard let config = TorchAllocator.config, config.deviceTypes.contains(layout.deviceType) else { return nil }
-                    if allocating == nil { allocating = .some(context != nil || config.callAllows() ? config : nil) }
-                    return allocating!
+                if let context, planned.poolable,
+                   planned.namesFrom.map({ tensorIsUnnamed(resolve(planned.values[$0], args, outputs)) }) ?? true,
+                   let reused = pool!.take(index, context) {
+                    outputs[index] = reused
+                    continue
                 }
-                let pooling = context != nil && planned.poolable
-                if pooling || native != nil,
-                   planned.namesFrom.map({ tensorIsUnnamed(resolve(planned.values[$0], args, outputs)) }) ?? true {
-                    if pooling, let reused = pool!.take(index, context!) {
-                        outputs[index] = reused
-                        continue
-                    }
-                    if let native, let made = native.allocator.make(planned.layout!) {
-                        TorchAllocator.made &+= 1
-                        outputs[index] = made
-                        continue
-                    }
+                guard let made = invoke(allocations[index], allocations[index].callable!.object, args, outputs) else {
+                    return nil
                 }
-                guard let made = invoke(planned, planned.callable!.object, args, outputs) else { return nil }
                 outputs[index] = made
+                fresh += 1
             }
             guard let launched = invoke(launch, launcher, args, outputs) else { return nil }
             SL_DecRef(launched)

@@ -109,6 +109,15 @@ final class PooledTensor {
     deinit { SL_DecRef(object) }
 }
 
+/// Whether `tensor.has_names()` is False (an error reads as named). Helion's guard does not compare
+/// names, so a call of an entry may pass a named tensor where the recorded call had none:
+/// `empty_like` copies names and `new_empty` refuses named tensors, which a pooled output would not.
+func tensorIsUnnamed(_ tensor: PyPtr) -> Bool {
+    guard let answer = callMethodNoArgs(tensor, Names.hasNames) else { PyErr_Clear(); return false }
+    defer { SL_DecRef(answer) }
+    return answer == SL_False()
+}
+
 /// The state of the call a pool looks at once per call.
 struct PoolContext {
     let inference: Bool

@@ -363,15 +363,10 @@ def _configure_stages(native, output_pool: bool) -> None:
     the stage they reached, and plans made without a pool would keep running without one (and the
     other way round)."""
     global _pool_on, pool_refusal, _native_run_on
-    from . import _helion_plan, _helion_pool, _torch_alloc
+    from . import _helion_pool, _helion_plan
 
     native_run = os.environ.get(NATIVE_RUN_ENV, "") != "0"
     native.helion_native_configure(_helion_plan.record if native_run else None)
-    if not native_run:
-        native.torch_allocator_configure(None)
-        _torch_alloc.status = f"off ({NATIVE_RUN_ENV}=0: it serves natively run calls only)"
-    elif _torch_alloc.status.startswith("off (not configured"):
-        _torch_alloc.configure(native)
     if native_run != _native_run_on:
         native.helion_forget(None)  # entries keep the stage they reached: start them again
         _native_run_on = native_run
@@ -439,7 +434,6 @@ def uninstall() -> bool:
     """Puts Helion's own `Kernel.__call__` back and drops every native table; False if not installed."""
     global _installed, _pool_on, pool_refusal, _native_run_on
     with _lock:
-        from . import _torch_alloc
         if _installed is None:
             return False
         original, shim = _installed
@@ -453,9 +447,7 @@ def uninstall() -> bool:
         native.helion_configure(None)
         native.helion_native_configure(None)
         native.helion_pool_configure(None)
-        native.torch_allocator_configure(None)
         native.helion_forget(None)
-        _torch_alloc.status = "off (not configured)"
         _pool_on, pool_refusal, _native_run_on = False, "", True
         _installed = None
         return True

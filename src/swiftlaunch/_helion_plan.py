@@ -575,7 +575,8 @@ def _check_arguments(analysis, args, allocations) -> None:
 
 def _names_source(kind, call) -> int | None:
     """Index (in the allocation's values: positional, then keywords) of the tensor whose names the
-    result copies (`empty_like`) or whose names make it raise (`new_empty*`); None for the others."""
+    result copies (`empty_like`) or whose names make it raise (`new_empty*`); None for the others.
+    Helion's guard does not compare names, so the pool asks per call."""
     if kind in METHOD_ALLOCATIONS:
         return 0
     if kind in LIKE_ALLOCATIONS:
@@ -586,33 +587,16 @@ def _names_source(kind, call) -> int | None:
     return None
 
 
-def _layout(output, poolable):
-    """The output's layout for a native allocation (`_torch_alloc`), or None: only for allocations
-    whose result depends on guarded values alone (the pool's rule), and only for a plain fresh tensor
-    (exact type, strided, no grad, no names, at the start of its storage)."""
-    import torch
-
-    from . import _loader, _torch_alloc
-
-    if (not poolable or type(output) is not torch.Tensor or output.layout is not torch.strided
-            or output.requires_grad or output.storage_offset() != 0 or output.has_names()):
-        return None
-    try:
-        return _torch_alloc.layout_of(_loader.native, output)
-    except (RuntimeError, TypeError, ValueError, AttributeError):
-        return None
-
-
 def _plan(analysis, recorder, args, result):
     outputs = [a[3] for a in recorder.allocations]
     if any(a is None for a in recorder.allocations) or len(recorder.launches) != 1:
         raise Ineligible("the recorded call did not allocate and launch as its source says")
     allocations = []
-    for (name, call, kind, poolable), (function, values, keywords, output) in zip(analysis.allocations,
-                                                                                    recorder.allocations):
+    for (name, call, kind, poolable), (function, values, keywords, _) in zip(analysis.allocations,
+                                                                               recorder.allocations):
         nodes = ([call.func.value] + call.args) if kind in METHOD_ALLOCATIONS else call.args
         specs, names = _call_specs(nodes, call.keywords, values, keywords, analysis, args, outputs)
-        allocations.append((function, specs, names, poolable, _layout(output, poolable), _names_source(kind, call)))
+        allocations.append((function, specs, names, poolable, _names_source(kind, call)))
     _check_arguments(analysis, args, allocations)
     launch_args, launch_keywords = recorder.launches[0]
     specs, names = _call_specs(analysis.launch.args, analysis.launch.keywords, launch_args, launch_keywords,
