@@ -90,6 +90,9 @@ def main():
     native = swiftlaunch._loader.native
     dispatch = native.helion_dispatch
     rows["native dispatch alone, no shim (helion_dispatch)"] = lambda: dispatch(add, (x, y))
+    # The installed call as it was before the native call slot: the shim's Python frame.
+    shim = type(add).__dict__["__call__"]
+    rows["installed, through the shim's frame: Kernel.__call__(k, x, y)"] = lambda: shim(add, x, y)
     launch_args, launch_kwargs = recorded_launch(run, x, y)
     rows["the plan's launch alone: Launcher(kernel, grid, ...)"] = lambda: launcher(*launch_args, **launch_kwargs)
     fast, token, raw_grid, raw_args, stream, device = raw_launch_setup(x, y)
@@ -166,7 +169,10 @@ def main():
     shim = med["installed k(x, y)"] - med["native dispatch alone, no shim (helion_dispatch)"]
     parts = (med["native guard alone (helion_lookup)"] + med["torch.empty_like(x)"]
              + med["the plan's launch alone: Launcher(kernel, grid, ...)"])
-    print(f"  {'the shim (installed − helion_dispatch)':56s} {shim:7.2f}")
+    frame = med["installed, through the shim's frame: Kernel.__call__(k, x, y)"]
+    print(f"  {'the call (installed − helion_dispatch)':56s} {shim:7.2f}")
+    print(f"  {'the shim frame (Kernel.__call__ − helion_dispatch)':56s} "
+          f"{frame - med['native dispatch alone, no shim (helion_dispatch)']:7.2f}")
     print(f"  {'helion_dispatch − (guard + empty_like + plan launch)':56s} "
           f"{med['native dispatch alone, no shim (helion_dispatch)'] - parts:7.2f}")
     print(f"  {'plan launch − raw launch once per call':56s} "

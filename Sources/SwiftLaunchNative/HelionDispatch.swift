@@ -516,17 +516,25 @@ let helionDispatchFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_s
         raise(SL_ExcTypeError(), "helion_dispatch(kernel, args: tuple)")
         return nil
     }
-    switch HelionDispatch.resolve(config, kernel: kernel, args: arguments) {
-    case let .hit(entry, launcher):
-        HelionDispatch.dispatched &+= 1
-        return HelionNativeRun.hit(entry, launcher: launcher, args: arguments)
-    case .handBack:
-        SL_IncRef(config.handBack)
-        return config.handBack
-    case let .refused(reason):
-        Stats.fallback(reason)
-        SL_IncRef(config.refused)
-        return config.refused
+    return HelionDispatch.dispatch(config, kernel: kernel, args: arguments)
+}
+
+extension HelionDispatch {
+    /// One call: the result of the native dispatch, or the glue's hand-back or refused marker (a new
+    /// reference either way; nil with the call's exception).
+    static func dispatch(_ config: HelionConfig, kernel: PyPtr, args: PyPtr) -> PyPtr? {
+        switch resolve(config, kernel: kernel, args: args) {
+        case let .hit(entry, launcher):
+            dispatched &+= 1
+            return HelionNativeRun.hit(entry, launcher: launcher, args: args)
+        case .handBack:
+            SL_IncRef(config.handBack)
+            return config.handBack
+        case let .refused(reason):
+            Stats.fallback(reason)
+            SL_IncRef(config.refused)
+            return config.refused
+        }
     }
 }
 
@@ -780,7 +788,7 @@ let helionConfigureFunction: @convention(c) (PyPtr?, UnsafePointer<PyPtr?>?, Py_
 
 /// The module functions above, for `Module.swift`'s method table.
 enum HelionDispatchMethods {
-    static let count = 15
+    static let count = 17
 
     /// Writes `count` method definitions from `methods`.
     static func write(into methods: UnsafeMutablePointer<PyMethodDef>) {
@@ -802,6 +810,9 @@ enum HelionDispatchMethods {
             ("helion_pool_check", helionPoolCheckFunction, Int32(METH_O)),
             ("helion_pool_driver_capture", helionPoolDriverCaptureFunction, Int32(METH_O)),
             ("current_stream_capturing", currentStreamCapturingFunction, Int32(METH_NOARGS)),
+            // Helion's `Kernel` called without the shim's Python frame (HelionCallSlot.swift).
+            ("helion_call_slot_install", unsafeBitCast(helionCallSlotInstallFunction, to: PyCFunction.self), fast),
+            ("helion_call_slot_uninstall", helionCallSlotUninstallFunction, Int32(METH_NOARGS)),
         ]
         for (index, (name, function, flags)) in definitions.enumerated() {
             methods[index] = PyMethodDef(ml_name: strdup(name), ml_meth: function, ml_flags: flags, ml_doc: nil)

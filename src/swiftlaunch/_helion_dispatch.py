@@ -7,7 +7,9 @@ original `__call__` unchanged. Otherwise it makes one native call, `_native.heli
 args)`, which either runs the host wrapper Helion's guard would pick (passing swiftlaunch's launcher
 as `_launcher=`) or hands the call back; a handed-back call runs through Helion's original `__call__`
 and then `_learn` asks Helion's own prepared call whether it accepts those arguments before the native
-table learns anything from it.
+table learns anything from it. CPython itself does not run the shim's frame: `Kernel`'s call slot is
+pointed at a native function doing the shim's steps (HelionCallSlot.swift), while `Kernel.__call__`
+stays the shim for Dynamo and every attribute lookup (`SWIFTLAUNCH_HELION_CALL_SLOT=0` keeps the frame).
 
 The gate refuses (one warning, nothing patched, the reason counted in `stats()["fallbacks"]`) a
 Helion version other than the tested ones, a source change in any Helion function whose behaviour
@@ -86,6 +88,20 @@ _native_run_on = True
 # `SWIFTLAUNCH_HELION_NATIVE_RUN=0` keeps every hit in the first stage (the wrapper runs in Python with
 # swiftlaunch's launcher); by default eligible wrappers run natively (`_helion_plan`).
 NATIVE_RUN_ENV = "SWIFTLAUNCH_HELION_NATIVE_RUN"
+
+# `SWIFTLAUNCH_HELION_CALL_SLOT=0` keeps calls going through the shim's Python frame; by default
+# `Kernel`'s call slot runs the shim's code natively (HelionCallSlot.swift), `__call__` staying the shim.
+CALL_SLOT_ENV = "SWIFTLAUNCH_HELION_CALL_SLOT"
+# How an installed Kernel is called: the native call slot, or the Python shim and why.
+call_slot = "not installed"
+
+
+class _SlotProbe:
+    """A class with a Python `__call__`: its call slot is CPython's generic one, which
+    `helion_call_slot_install` looks for in `Kernel`."""
+
+    def __call__(self):
+        return None
 
 
 def _kernel_module():
@@ -317,7 +333,22 @@ def _learn(kernel, args) -> None:
         _triton.count_fallback(f"helion: learning failed ({type(error).__name__})")
 
 
-def _make_shim(original):
+def _make_handed_back(original):
+    hand_back, learn = HAND_BACK, _learn
+
+    def handed_back(self, args, result):
+        """A call the native dispatch did not run (`result` is its marker): Helion's own call, learned
+        from when it was handed back rather than refused."""
+        if result is hand_back:
+            value = original(self, *args)
+            learn(self, args)
+            return value
+        return original(self, *args)
+
+    return handed_back
+
+
+def _make_shim(original, handed_back):
     import torch
 
     native = _loader.native
@@ -328,7 +359,7 @@ def _make_shim(original):
     # for a function that returns False, where `is_compiling` makes two Python calls).
     is_dynamo_compiling = torch.compiler.is_dynamo_compiling
     compiler = torch.compiler
-    hand_back, refused, learn = HAND_BACK, REFUSED, _learn
+    hand_back, refused = HAND_BACK, REFUSED
 
     @functools.wraps(original)
     def __call__(self, *args, **kwargs):
@@ -341,15 +372,25 @@ def _make_shim(original):
             count("helion: keyword arguments")
             return original(self, *args, **kwargs)
         result = dispatch(self, args)
-        if result is hand_back:
-            result = original(self, *args)
-            learn(self, args)
-            return result
-        if result is refused:
-            return original(self, *args)
+        if result is hand_back or result is refused:
+            return handed_back(self, args, result)
         return result
 
     return __call__
+
+
+def _install_call_slot(native, kernel_type, shim, handed_back) -> str:
+    """Points `Kernel`'s call slot at the shim's code in native form (HelionCallSlot.swift); returns
+    the status line."""
+    import torch.compiler
+
+    if os.environ.get(CALL_SLOT_ENV, "") == "0":
+        return f"python shim ({CALL_SLOT_ENV}=0)"
+    try:
+        native.helion_call_slot_install(kernel_type, _SlotProbe, shim, handed_back, vars(torch.compiler))
+    except (RuntimeError, TypeError) as error:
+        return f"python shim (the call slot could not be set: {error})"
+    return "native call slot (Kernel.__call__ stays the shim, for Dynamo)"
 
 
 def _wants_pool(output_pool: bool) -> bool:
@@ -397,7 +438,7 @@ def _configure_stages(native, output_pool: bool) -> None:
 
 
 def install(output_pool: bool = False) -> bool:
-    global _installed, refusal
+    global _installed, refusal, call_slot
     with _lock:
         if _installed is not None:
             _configure_stages(_loader.native, output_pool)
@@ -419,8 +460,10 @@ def install(output_pool: bool = False) -> bool:
                                 torch._C._is_torch_function_mode_enabled, torch.empty(0), CAPACITY)
         _configure_stages(native, output_pool)
         original = module.Kernel.__dict__["__call__"]
-        shim = _make_shim(original)
+        handed_back = _make_handed_back(original)
+        shim = _make_shim(original, handed_back)
         module.Kernel.__call__ = shim
+        call_slot = _install_call_slot(native, module.Kernel, shim, handed_back)
         _installed = (original, shim)
         refusal = ""
         return True
@@ -432,12 +475,14 @@ def pool_on() -> bool:
 
 def uninstall() -> bool:
     """Puts Helion's own `Kernel.__call__` back and drops every native table; False if not installed."""
-    global _installed, _pool_on, pool_refusal, _native_run_on
+    global _installed, _pool_on, pool_refusal, _native_run_on, call_slot
     with _lock:
         if _installed is None:
             return False
         original, shim = _installed
         module = _kernel_module()
+        _loader.native.helion_call_slot_uninstall()
+        call_slot = "not installed"
         if module.Kernel.__dict__.get("__call__") is shim:
             module.Kernel.__call__ = original
         else:

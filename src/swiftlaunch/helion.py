@@ -130,16 +130,18 @@ def dispatch_stats() -> dict:
     """`{"dispatched", "learned", "tables", "entries", "native_runs", "recorded", "pool_reused",
     "pool_allocated", "pool_refusals"}`: calls the native dispatch ran, entries it learned, the kernels
     and entries it holds now, calls run natively (second stage) and plans recorded, outputs the pool
-    reused and took in, and why it did not reuse one (`{reason: count}`); while the pool is on, also
+    reused and took in, and why it did not reuse one (`{reason: count}`), how an installed kernel is
+    called (`"call_slot"`: natively, or through the Python shim and why); while the pool is on, also
     how it asks whether a CUDA graph is capturing (`"pool_capture_query"`). Why a wrapper or an entry
     stays in the first stage is counted in `swiftlaunch.stats()["fallbacks"]` ("helion native run:
     ...")."""
     if _loader.native is None:
         return {"dispatched": 0, "learned": 0, "tables": 0, "entries": 0, "native_runs": 0, "recorded": 0,
-                "pool_reused": 0, "pool_allocated": 0, "pool_refusals": {}}
+                "pool_reused": 0, "pool_allocated": 0, "pool_refusals": {}, "call_slot": "not installed"}
     from . import _helion_dispatch, _helion_pool
 
     result = _loader.native.helion_stats()
+    result["call_slot"] = _helion_dispatch.call_slot
     if _helion_dispatch.pool_on():
         result["pool_capture_query"] = _helion_pool.capture_query
     return result

@@ -113,6 +113,91 @@ def test_export_tracing_goes_to_helions_own_call(K, installed, monkeypatch):
     assert dispatched() == before + 1
 
 
+def _shim_frames(call):
+    """How many times the shim's Python frame ran during `call()`."""
+    import sys
+
+    shim = Kernel.__dict__["__call__"].__code__
+    seen = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code is shim:
+            seen.append(frame)
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return len(seen)
+
+
+def test_call_slot_runs_without_the_shims_frame(K, installed):
+    """CPython calls an installed Kernel through its native call slot: the shim's frame does not run,
+    while `Kernel.__call__` (what Dynamo and attribute lookups see) is the shim."""
+    assert sl_helion.dispatch_stats()["call_slot"].startswith("native call slot"), sl_helion.dispatch_stats()
+    x, y = torch.randn(8), torch.randn(8)
+    for _ in range(3):
+        K.sum_and_difference(x, y)
+    before = dispatched()
+    assert _shim_frames(lambda: K.sum_and_difference(x, y)) == 0
+    assert dispatched() == before + 1
+    # Keywords go through the shim itself, as before.
+    assert _shim_frames(lambda: K.scaled_add(x, y, alpha=0.5, scale=2)) == 1
+    assert Kernel.__dict__["__call__"] is type(K.sum_and_difference).__call__
+
+
+def test_call_slot_off_by_environment(K, native, monkeypatch):
+    from swiftlaunch import _helion_dispatch
+
+    monkeypatch.setenv(_helion_dispatch.CALL_SLOT_ENV, "0")
+    assert sl_helion.install()
+    try:
+        assert sl_helion.dispatch_stats()["call_slot"] == f"python shim ({_helion_dispatch.CALL_SLOT_ENV}=0)"
+        x, y = torch.randn(8), torch.randn(8)
+        for _ in range(3):
+            K.sum_and_difference(x, y)
+        assert _shim_frames(lambda: K.sum_and_difference(x, y)) == 1
+    finally:
+        sl_helion.uninstall()
+
+
+def test_call_slot_gives_way_to_a_later_patch(K, native):
+    """Assigning Kernel.__call__ after install() resets CPython's slot: the new method is what runs.
+    uninstall() then leaves it in place (with its warning) and calls still go to it."""
+    assert sl_helion.install()
+    shim = Kernel.__dict__["__call__"]
+    calls = []
+
+    def patched(self, *args, **kwargs):
+        calls.append(args)
+        return shim(self, *args, **kwargs)
+
+    try:
+        Kernel.__call__ = patched
+        x, y = torch.randn(8), torch.randn(8)
+        torch.testing.assert_close(K.sum_and_difference(x, y)[0], x + y)
+        assert len(calls) == 1
+    finally:
+        with pytest.warns(RuntimeWarning, match="replaced after install"):
+            sl_helion.uninstall()
+        Kernel.__call__ = shim.__wrapped__
+    torch.testing.assert_close(K.sum_and_difference(x, y)[0], x + y)
+    assert len(calls) == 1
+
+
+def test_subclass_goes_through_the_shim(K, installed):
+    """A Kernel subclass made while installed gets CPython's generic slot (its __call__ is the
+    shim's, found in the MRO): Helion's own path, refused as a subclass, with the right result."""
+    sub = type("SubKernel", (Kernel,), {})
+    kernel = K.sum_and_difference
+    instance = sub.__new__(sub)
+    instance.__dict__.update(kernel.__dict__)
+    x, y = torch.randn(8), torch.randn(8)
+    assert _shim_frames(lambda: instance(x, y)) == 1
+    torch.testing.assert_close(instance(x, y)[0], x + y)
+
+
 def test_dispatch_cases(K, installed):
     """k(x, x) after k(x, y), Parameter after Tensor, a dtype change, strided input, reset()."""
     k = K.scaled_add

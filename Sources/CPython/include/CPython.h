@@ -43,6 +43,8 @@ static inline int SL_IsPlainScalar(PyObject *o) {
 static inline int SL_DictCheck(PyObject *o) { return PyDict_Check(o); }
 static inline int SL_CFunctionCheck(PyObject *o) { return PyCFunction_Check(o); }
 static inline PyTypeObject *SL_Type(PyObject *o) { return Py_TYPE(o); }
+// `type` itself: the metaclass of every class created by a class statement without one.
+static inline PyObject *SL_TypeType(void) { return (PyObject *)&PyType_Type; }
 // The object's reference count (the output pool reuses a tensor only while it is the sole holder).
 static inline Py_ssize_t SL_RefCnt(PyObject *o) { return Py_REFCNT(o); }
 // `type(str.upper)`: the type of CPython's own method descriptors.
