@@ -206,3 +206,5 @@ def test_helion_example_add_runs_natively_on_one_shape():
     assert launched[2] is x and launched[3] is y and launched[4] is result
     allocation = plan[0][0]
     assert allocation[0] is torch.empty and allocation[3] is True  # dtype= and device= given: poolable
+    # x.shape, recorded once, is passed as a plain tuple (torch parses it faster, to the same sizes).
+    assert allocation[1][0] == (_helion_plan.CONSTANT, (256,)) and type(allocation[1][0][1]) is tuple

@@ -26,7 +26,8 @@ What is *not* fixed per entry, and so is passed through from the current call:
   by type only) — allowed only as bare names, never inside an expression;
 - the allocations: each is made again on every call by the very same torch function with the same
   argument list (the current tensors in the same positions, the recorded metadata values elsewhere),
-  so it gives exactly what the wrapper would, global defaults (default dtype/device) included.
+  so it gives exactly what the wrapper would, global defaults (default dtype/device) included (a
+  recorded `torch.Size` goes as the tuple of its ints: the same sizes, parsed faster by torch).
 
 A broadcast of parameters rebound to themselves, `x, y = torch.broadcast_tensors(x, y)` (Helion's
 examples start so), is dropped from the native run when it changes nothing. On inputs whose shapes
@@ -546,6 +547,16 @@ def _spec(node, value, analysis, args, outputs):
     return (CONSTANT, value)
 
 
+def _plain_sizes(specs):
+    """A recorded `torch.Size` passed to an allocation, as the tuple of its ints: torch's argument
+    parser reads a size from a `torch.Size` markedly slower than from a tuple (per element checks for
+    symbolic sizes), and gives the same sizes from either."""
+    import torch
+
+    return tuple((CONSTANT, tuple(value)) if kind == CONSTANT and type(value) is torch.Size else (kind, value)
+                 for kind, value in specs)
+
+
 def _call_specs(nodes, keyword_nodes, values, keywords, analysis, args, outputs):
     if len(nodes) != len(values) or [k.arg for k in keyword_nodes] != list(keywords):
         raise Ineligible("recorded call does not match its source")
@@ -596,7 +607,7 @@ def _plan(analysis, recorder, args, result):
                                                                                recorder.allocations):
         nodes = ([call.func.value] + call.args) if kind in METHOD_ALLOCATIONS else call.args
         specs, names = _call_specs(nodes, call.keywords, values, keywords, analysis, args, outputs)
-        allocations.append((function, specs, names, poolable, _names_source(kind, call)))
+        allocations.append((function, _plain_sizes(specs), names, poolable, _names_source(kind, call)))
     _check_arguments(analysis, args, allocations)
     launch_args, launch_keywords = recorder.launches[0]
     specs, names = _call_specs(analysis.launch.args, analysis.launch.keywords, launch_args, launch_keywords,
