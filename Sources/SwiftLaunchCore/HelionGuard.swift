@@ -118,8 +118,9 @@ public enum HelionGuard {
 /// counting.
 public final class HelionDispatchTable<Entry> {
     public let capacity: Int
-    private var keys: [UnsafeMutableBufferPointer<UInt64>] = []
-    private var entries: [Entry] = []
+    // Inlinable lookup: specialized into the dispatch's hit path, where it runs on every call.
+    @usableFromInline var keys: [UnsafeMutableBufferPointer<UInt64>] = []
+    @usableFromInline var entries: [Entry] = []
 
     public init(capacity: Int) {
         precondition(capacity >= 1, "a table holds at least one entry")
@@ -135,6 +136,7 @@ public final class HelionDispatchTable<Entry> {
 
     /// The first entry, most recently used first, whose words equal `words` and that `confirm`
     /// accepts; it becomes the most recently used. `confirm` must not change the table.
+    @inlinable
     public func lookup(_ words: UnsafeBufferPointer<UInt64>, confirm: (Entry) -> Bool) -> Entry? {
         for index in 0..<keys.count where Self.equal(keys[index], words) && confirm(entries[index]) {
             if index > 0 { moveToFront(index) }
@@ -189,13 +191,14 @@ public final class HelionDispatchTable<Entry> {
         return entries.remove(at: index)
     }
 
-    private func moveToFront(_ index: Int) {
+    @usableFromInline
+    func moveToFront(_ index: Int) {
         keys.insert(keys.remove(at: index), at: 0)
         entries.insert(entries.remove(at: index), at: 0)
     }
 
-    @inline(__always)
-    private static func equal(_ key: UnsafeMutableBufferPointer<UInt64>, _ words: UnsafeBufferPointer<UInt64>) -> Bool {
+    @inlinable @inline(__always)
+    static func equal(_ key: UnsafeMutableBufferPointer<UInt64>, _ words: UnsafeBufferPointer<UInt64>) -> Bool {
         guard key.count == words.count else { return false }
         for index in 0..<words.count where key[index] != words[index] { return false }
         return true

@@ -109,7 +109,11 @@ final class HelionKernelTable {
     let entries: HelionDispatchTable<HelionEntry>
     /// Why calls go to Helion: for every call of this generation (`guardObject` nil), or while
     /// Helion's published prepared call is the one whose guard function is `guardObject`.
-    var refusal: (guardObject: PyRef?, reason: String)?
+    var refusal: (guardObject: PyRef?, reason: String)? {
+        didSet { refused = refusal != nil }
+    }
+    /// `refusal != nil`, read on every call without copying the refusal (and its references).
+    private(set) var refused = false
 
     init(kernelRef: PyRef, capacity: Int) {
         self.kernelRef = kernelRef
@@ -219,7 +223,7 @@ enum HelionDispatch {
             table.reset(to: generations)
             return .handBack
         }
-        if let refusal = table.refusal, refusal.guardObject == nil { return .refused(refusal.reason) }
+        if table.refused, let refusal = table.refusal, refusal.guardObject == nil { return .refused(refusal.reason) }
         let count = PyTuple_Size(args)
         // More arguments than parameters never match (Helion raises its TypeError), and a table without
         // entries has nothing to look up.
@@ -247,7 +251,7 @@ enum HelionDispatch {
             }
             if let found { return found }
         }
-        if let refusal = table.refusal, let guardObject = refusal.guardObject?.object,
+        if table.refused, let refusal = table.refusal, let guardObject = refusal.guardObject?.object,
            publishedGuard(kernelDict) == guardObject {
             return .refused(refusal.reason)
         }
