@@ -8,28 +8,25 @@ import torch
 import helion
 import helion.language as hl
 
+import helion_bodies as bodies
 from swiftlaunch.bench import kernels
 
 
 kernels.load_helion()  # binds `hl` for the benchmark's Helion functions
-add = helion.kernel(kernels.helion_add, config=helion.Config(block_sizes=[256]), static_shapes=True)
 
 
-@helion.kernel(config=helion.Config(block_sizes=[32, 32]), static_shapes=True)
-def broadcast_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    x, y = torch.broadcast_tensors(x, y)
-    out = torch.empty_like(x)
-    for tile_m, tile_n in hl.tile(out.size()):
-        out[tile_m, tile_n] = x[tile_m, tile_n] + y[tile_m, tile_n]
-    return out
+def made(body, *block_sizes, static_shapes=True):
+    """A body from tests/helion_bodies.py (or the benchmark's) as a kernel of this zoo."""
+    return helion.kernel(body, config=helion.Config(block_sizes=list(block_sizes)), static_shapes=static_shapes)
 
 
-@helion.kernel(config=helion.Config(block_sizes=[256]), static_shapes=True)
-def scaled_add(x: torch.Tensor, y: torch.Tensor, alpha: float, scale: hl.constexpr) -> torch.Tensor:
-    out = torch.empty_like(x)
-    for tile in hl.tile(out.size()):
-        out[tile] = (x[tile] + y[tile] * alpha) * scale
-    return out
+add = made(kernels.helion_add, 256)
+scaled_add = made(bodies.scaled_add, 256)
+add_into = made(bodies.add_into, 256)
+sum_and_difference = made(bodies.sum_and_difference, 256)
+broadcast_add = made(bodies.broadcast_add, 32, 32)
+specialized_scale = made(bodies.specialized_scale, 256)
+dynamic_add = made(bodies.dynamic_add, 256, static_shapes=False)
 
 
 @helion.kernel(config=helion.Config(block_sizes=[256]), static_shapes=True)
@@ -37,23 +34,6 @@ def add_out(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor
     for tile in hl.tile(out.size()):
         out[tile] = x[tile] + y[tile]
     return out
-
-
-@helion.kernel(config=helion.Config(block_sizes=[256]), static_shapes=True)
-def add_into(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    for tile in hl.tile(x.size()):
-        x[tile] = x[tile] + y[tile]
-    return x
-
-
-@helion.kernel(config=helion.Config(block_sizes=[256]), static_shapes=True)
-def sum_and_difference(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    total = torch.empty_like(x)
-    difference = torch.empty_like(x)
-    for tile in hl.tile(x.size()):
-        total[tile] = x[tile] + y[tile]
-        difference[tile] = x[tile] - y[tile]
-    return total, difference
 
 
 @helion.kernel(config=helion.Config(block_sizes=[1]), static_shapes=True)
@@ -121,14 +101,6 @@ def persistent_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@helion.kernel(config=helion.Config(block_sizes=[256]), static_shapes=False)
-def dynamic_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(x)
-    for tile in hl.tile(out.size()):
-        out[tile] = x[tile] + y[tile]
-    return out
-
-
 @helion.kernel(config=helion.Config(block_sizes=[16]), static_shapes=False)
 def specialized_rows(x: torch.Tensor) -> torch.Tensor:
     m, n = x.size()
@@ -136,15 +108,6 @@ def specialized_rows(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty([m], dtype=x.dtype, device=x.device)
     for tile_m in hl.tile(m):
         out[tile_m] = x[tile_m, :].sum(-1)
-    return out
-
-
-@helion.kernel(config=helion.Config(block_sizes=[256]), static_shapes=True)
-def specialized_scale(x: torch.Tensor, factor: int) -> torch.Tensor:
-    f = hl.specialize(factor)
-    out = torch.empty_like(x)
-    for tile in hl.tile(out.size()):
-        out[tile] = x[tile] * f
     return out
 
 

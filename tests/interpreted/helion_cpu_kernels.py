@@ -8,15 +8,22 @@ import torch
 import helion
 import helion.language as hl
 
+import helion_bodies as bodies
+
 BLOCK = 16
 
 
-@helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=True)
-def scaled_add(x: torch.Tensor, y: torch.Tensor, alpha: float, scale: hl.constexpr) -> torch.Tensor:
-    out = torch.empty_like(x)
-    for tile in hl.tile(out.size()):
-        out[tile] = (x[tile] + y[tile] * alpha) * scale
-    return out
+def made(body, *block_sizes, static_shapes=True):
+    """A body from tests/helion_bodies.py as a kernel of this zoo."""
+    return helion.kernel(body, config=helion.Config(block_sizes=list(block_sizes)), static_shapes=static_shapes)
+
+
+scaled_add = made(bodies.scaled_add, BLOCK)
+add_into = made(bodies.add_into, BLOCK)
+sum_and_difference = made(bodies.sum_and_difference, BLOCK)
+broadcast_add = made(bodies.broadcast_add, 4, 4)
+specialized_scale = made(bodies.specialized_scale, BLOCK)
+dynamic_add = made(bodies.dynamic_add, BLOCK, static_shapes=False)
 
 
 @helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=True)
@@ -24,32 +31,6 @@ def cast_to(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     out = torch.empty_like(x, dtype=dtype)
     for tile in hl.tile(out.size()):
         out[tile] = x[tile].to(dtype)
-    return out
-
-
-@helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=True)
-def add_into(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    for tile in hl.tile(x.size()):
-        x[tile] = x[tile] + y[tile]
-    return x
-
-
-@helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=True)
-def sum_and_difference(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    total = torch.empty_like(x)
-    difference = torch.empty_like(x)
-    for tile in hl.tile(x.size()):
-        total[tile] = x[tile] + y[tile]
-        difference[tile] = x[tile] - y[tile]
-    return total, difference
-
-
-@helion.kernel(config=helion.Config(block_sizes=[4, 4]), static_shapes=True)
-def broadcast_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    x, y = torch.broadcast_tensors(x, y)
-    out = torch.empty_like(x)
-    for tile_m, tile_n in hl.tile(out.size()):
-        out[tile_m, tile_n] = x[tile_m, tile_n] + y[tile_m, tile_n]
     return out
 
 
@@ -76,25 +57,8 @@ def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return out
 
 
-@helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=True)
-def specialized_scale(x: torch.Tensor, factor: int) -> torch.Tensor:
-    f = hl.specialize(factor)
-    out = torch.empty_like(x)
-    for tile in hl.tile(out.size()):
-        out[tile] = x[tile] * f
-    return out
-
-
 @helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=True, key=lambda x, y: x.size(0) % 2)
 def keyed_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(x)
-    for tile in hl.tile(out.size()):
-        out[tile] = x[tile] + y[tile]
-    return out
-
-
-@helion.kernel(config=helion.Config(block_sizes=[BLOCK]), static_shapes=False)
-def dynamic_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(x)
     for tile in hl.tile(out.size()):
         out[tile] = x[tile] + y[tile]
