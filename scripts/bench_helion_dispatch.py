@@ -85,14 +85,14 @@ def main():
         "installed example add (broadcast dropped)": lambda: broadcast_add(x, y),
     }
     rows["eager torch.add(a, b) 1024² bf16"] = lambda: torch.add(a, b)
-    # The breakdown of an installed call: the shim's share (installed − native dispatch), the launch
+    # The breakdown of an installed call: the call's share (installed − native dispatch), the launch
     # the plan makes (the wrapper's own launcher call, replayed), and what the dispatch asks Python.
     native = swiftlaunch._loader.native
     dispatch = native.helion_dispatch
     rows["native dispatch alone, no shim (helion_dispatch)"] = lambda: dispatch(add, (x, y))
     # The installed call as it was before the native call slot: the shim's Python frame.
-    shim = type(add).__dict__["__call__"]
-    rows["installed, through the shim's frame: Kernel.__call__(k, x, y)"] = lambda: shim(add, x, y)
+    shim_function = type(add).__dict__["__call__"]
+    rows["installed, through the shim's frame: Kernel.__call__(k, x, y)"] = lambda: shim_function(add, x, y)
     launch_args, launch_kwargs = recorded_launch(run, x, y)
     rows["the plan's launch alone: Launcher(kernel, grid, ...)"] = lambda: launcher(*launch_args, **launch_kwargs)
     fast, token, raw_grid, raw_args, stream, device = raw_launch_setup(x, y)
@@ -166,11 +166,11 @@ def main():
     med = {name: statistics.median(values) for name, values in first.items()}
     floor = med["torch.empty_like(x)"] + raw_us
     print("breakdown of installed k(x, y), differences of medians:")
-    shim = med["installed k(x, y)"] - med["native dispatch alone, no shim (helion_dispatch)"]
+    call_cost = med["installed k(x, y)"] - med["native dispatch alone, no shim (helion_dispatch)"]
     parts = (med["native guard alone (helion_lookup)"] + med["torch.empty_like(x)"]
              + med["the plan's launch alone: Launcher(kernel, grid, ...)"])
     frame = med["installed, through the shim's frame: Kernel.__call__(k, x, y)"]
-    print(f"  {'the call (installed − helion_dispatch)':56s} {shim:7.2f}")
+    print(f"  {'the call (installed − helion_dispatch)':56s} {call_cost:7.2f}")
     print(f"  {'the shim frame (Kernel.__call__ − helion_dispatch)':56s} "
           f"{frame - med['native dispatch alone, no shim (helion_dispatch)']:7.2f}")
     print(f"  {'helion_dispatch − (guard + empty_like + plan launch)':56s} "

@@ -594,7 +594,7 @@ def _names_source(kind, call) -> int | None:
         if call.args:
             return 0
         names = [k.arg for k in call.keywords]
-        return len(call.args) + names.index("input") if "input" in names else None
+        return names.index("input") if "input" in names else None
     return None
 
 
